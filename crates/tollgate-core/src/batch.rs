@@ -1,0 +1,270 @@
+//! A set of limits checked all-or-nothing, and the reference evaluation of it.
+//!
+//! [`evaluate_batch`] is the semantics every store must have: every limit is evaluated in
+//! order against the stored state (a limit named twice sees the first one's pending use),
+//! and only if all admit are their writes returned. The memory store applies those writes
+//! under one lock; the Redis store runs `check.lua`, the same steps in Lua, inside one
+//! script call. The behavioural test suite holds both to the same results.
+
+use crate::calendar::day_id;
+use crate::gcra::{self, GcraLimit};
+use crate::quota::{self, QuotaLimit, QuotaState};
+use std::collections::HashMap;
+
+/// How long a quota record outlives its period, so late readers still see the final count.
+pub const QUOTA_RETENTION_S: i64 = 86_400;
+
+/// Which algorithm a limit uses, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LimitKind {
+    /// A GCRA throttle.
+    Throttle(GcraLimit),
+    /// A calendar-period quota.
+    Quota(QuotaLimit),
+}
+
+/// One limit of a batch, stored under `name` within the batch's hash tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// Name of the limit's state within the batch's tag, e.g. `t`, `q`, `t:/pets/GET`.
+    pub name: String,
+    /// The algorithm and its parameters.
+    pub kind: LimitKind,
+}
+
+/// The limits of one check, all stored under one hash tag so one atomic step covers them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitBatch {
+    /// The tag shared by every state of this batch, e.g. `<plan id>:<key id>`.
+    pub tag: String,
+    /// The limits, all of which must admit.
+    pub limits: Vec<Limit>,
+    /// Units to consume; 0 reads only.
+    pub cost: u64,
+    /// Days to keep the per-day usage record of this tag; `None` records no usage.
+    pub usage_retention_days: Option<u32>,
+}
+
+/// The result for one limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitStatus {
+    /// Whether this limit admitted the request.
+    pub allowed: bool,
+    /// The limit: burst for a throttle, the period's limit for a quota.
+    pub limit: u64,
+    /// Units left right after this check.
+    pub remaining: u64,
+    /// When denied, how long until the request could pass; else 0.
+    pub retry_after_us: u64,
+    /// How long until the limit is fully available again (throttle) or the period ends (quota).
+    pub reset_after_us: u64,
+    /// Units used in the current period (quota); 0 for a throttle.
+    pub used: i64,
+}
+
+/// The result for a whole batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Whether every limit admitted the request (and so its cost was consumed).
+    pub admitted: bool,
+    /// The store's clock at the check, in Unix microseconds.
+    pub now_us: i64,
+    /// One status per limit, in batch order.
+    pub statuses: Vec<LimitStatus>,
+}
+
+impl BatchOutcome {
+    /// Index of the first limit that denied the request.
+    pub fn denied_by(&self) -> Option<usize> {
+        self.statuses.iter().position(|s| !s.allowed)
+    }
+}
+
+/// The stored state of one limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredValue {
+    /// A throttle's theoretical arrival time, Unix microseconds.
+    Tat(i64),
+    /// A quota's period and use.
+    Quota(QuotaState),
+}
+
+/// A write a store must apply, atomically with the others of the same batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWrite {
+    /// Replace the state `name` and let it expire at `expire_at_us`.
+    Set {
+        /// Name within the tag.
+        name: String,
+        /// New value.
+        value: StoredValue,
+        /// Unix microseconds after which the state is worthless.
+        expire_at_us: i64,
+    },
+    /// Add `units` to the day `day` (`YYYYMMDD`) of the usage record.
+    Usage {
+        /// Day id.
+        day: String,
+        /// Units to add.
+        units: u64,
+        /// Unix microseconds after which the record may go (retention from now).
+        expire_at_us: i64,
+    },
+}
+
+/// An evaluated batch: what to answer, and what to write if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEvaluation {
+    /// The answer.
+    pub outcome: BatchOutcome,
+    /// Writes to apply; empty unless admitted with a cost above 0.
+    pub writes: Vec<StateWrite>,
+}
+
+/// Evaluates `batch` at `now_us`, reading stored state through `read`.
+pub fn evaluate_batch(
+    batch: &LimitBatch,
+    now_us: i64,
+    mut read: impl FnMut(&str) -> Option<StoredValue>,
+) -> BatchEvaluation {
+    let now_s = now_us.div_euclid(1_000_000);
+    let mut pending: HashMap<&str, StoredValue> = HashMap::new();
+    let mut statuses = Vec::with_capacity(batch.limits.len());
+    let mut writes = Vec::new();
+    for limit in &batch.limits {
+        let stored = match pending.get(limit.name.as_str()) {
+            Some(v) => Some(v.clone()),
+            None => read(&limit.name),
+        };
+        match &limit.kind {
+            LimitKind::Throttle(g) => {
+                let tat = match stored {
+                    Some(StoredValue::Tat(t)) => Some(t),
+                    _ => None,
+                };
+                let o = gcra::evaluate(g, tat, now_us, batch.cost);
+                if let Some(new_tat) = o.new_tat_us {
+                    pending.insert(&limit.name, StoredValue::Tat(new_tat));
+                    writes.push(StateWrite::Set {
+                        name: limit.name.clone(),
+                        value: StoredValue::Tat(new_tat),
+                        expire_at_us: new_tat,
+                    });
+                }
+                statuses.push(LimitStatus {
+                    allowed: o.allowed,
+                    limit: g.burst(),
+                    remaining: o.remaining,
+                    retry_after_us: o.retry_after_us,
+                    reset_after_us: o.reset_after_us,
+                    used: 0,
+                });
+            }
+            LimitKind::Quota(q) => {
+                let state = match stored {
+                    Some(StoredValue::Quota(s)) => Some(s),
+                    _ => None,
+                };
+                let o = quota::evaluate(q, state.as_ref(), now_s, batch.cost);
+                let reset_after_us = (o.window.end_s * 1_000_000 - now_us).max(0) as u64;
+                if let Some(s) = o.new_state {
+                    pending.insert(&limit.name, StoredValue::Quota(s.clone()));
+                    writes.push(StateWrite::Set {
+                        name: limit.name.clone(),
+                        value: StoredValue::Quota(s),
+                        expire_at_us: (o.window.end_s + QUOTA_RETENTION_S) * 1_000_000,
+                    });
+                }
+                statuses.push(LimitStatus {
+                    allowed: o.allowed,
+                    limit: o.limit,
+                    remaining: o.remaining,
+                    retry_after_us: if o.allowed { 0 } else { reset_after_us },
+                    reset_after_us,
+                    used: o.used,
+                });
+            }
+        }
+    }
+    let admitted = statuses.iter().all(|s| s.allowed);
+    if !admitted || batch.cost == 0 {
+        writes.clear();
+    } else if let Some(days) = batch.usage_retention_days {
+        writes.push(StateWrite::Usage {
+            day: day_id(now_s),
+            units: batch.cost,
+            expire_at_us: now_us + i64::from(days) * 86_400 * 1_000_000,
+        });
+    }
+    BatchEvaluation {
+        outcome: BatchOutcome {
+            admitted,
+            now_us,
+            statuses,
+        },
+        writes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::QuotaPeriod;
+
+    fn batch(cost: u64) -> LimitBatch {
+        LimitBatch {
+            tag: "p:k".into(),
+            limits: vec![
+                Limit {
+                    name: "t".into(),
+                    kind: LimitKind::Throttle(GcraLimit::per_second(1.0, 5).unwrap()),
+                },
+                Limit {
+                    name: "q".into(),
+                    kind: LimitKind::Quota(QuotaLimit {
+                        limit: 2,
+                        period: QuotaPeriod::Day,
+                        offset: 0,
+                        anchor_s: 0,
+                    }),
+                },
+            ],
+            cost,
+            usage_retention_days: Some(90),
+        }
+    }
+
+    /// A request denied by the quota writes nothing, not even to the throttle it passed.
+    #[test]
+    fn denied_writes_nothing() {
+        let stored = StoredValue::Quota(QuotaState {
+            period_id: crate::calendar::window(QuotaPeriod::Day, 1_800_000_000).id,
+            used: 2,
+        });
+        let e = evaluate_batch(&batch(1), 1_800_000_000_000_000, |n| {
+            (n == "q").then(|| stored.clone())
+        });
+        assert!(!e.outcome.admitted);
+        assert!(e.outcome.statuses[0].allowed);
+        assert_eq!(e.outcome.denied_by(), Some(1));
+        assert!(e.writes.is_empty());
+    }
+
+    /// An admitted request writes every limit and the day's usage.
+    #[test]
+    fn admitted_writes_all() {
+        let e = evaluate_batch(&batch(2), 1_800_000_000_000_000, |_| None);
+        assert!(e.outcome.admitted);
+        assert_eq!(e.writes.len(), 3);
+        assert!(matches!(&e.writes[2], StateWrite::Usage { units: 2, .. }));
+    }
+
+    /// A limit named twice sees the first one's pending use.
+    #[test]
+    fn same_name_twice_counts_twice() {
+        let mut b = batch(1);
+        b.limits[0] = b.limits[1].clone();
+        let e = evaluate_batch(&b, 1_800_000_000_000_000, |_| None);
+        assert_eq!(e.outcome.statuses[1].used, 2);
+    }
+}

@@ -1,0 +1,160 @@
+//! Quotas: units counted per calendar period, with the first-period offset.
+//!
+//! The stored state is the id of the period it counts for and the units used in it. A state
+//! of an older period counts as zero, so a period rolls over without anyone resetting it.
+//! `used` is signed because an operator may grant more than the limit for the current
+//! period (AWS UpdateUsage), which is stored as negative use.
+
+use crate::calendar::{window, PeriodWindow, QuotaPeriod};
+
+/// A quota limit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuotaLimit {
+    /// Units allowed per period.
+    pub limit: u64,
+    /// The calendar period counted over.
+    pub period: QuotaPeriod,
+    /// Units subtracted from the limit in the first period.
+    pub offset: u64,
+    /// A Unix second inside the first period (when the plan's quota took effect).
+    pub anchor_s: i64,
+}
+
+impl QuotaLimit {
+    /// The limit in force in `window`: the offset applies in the anchor's period only.
+    pub fn effective_limit(&self, current: &PeriodWindow) -> u64 {
+        if self.offset > 0 && window(self.period, self.anchor_s).id == current.id {
+            self.limit.saturating_sub(self.offset)
+        } else {
+            self.limit
+        }
+    }
+}
+
+/// The stored state of one quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaState {
+    /// The period this state counts for.
+    pub period_id: String,
+    /// Units used in that period (negative after an operator grant).
+    pub used: i64,
+}
+
+/// What one quota evaluation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaOutcome {
+    /// Whether a request of this cost (at least 1 when peeking) may pass.
+    pub allowed: bool,
+    /// The state to store if committed; `None` when nothing is to be written.
+    pub new_state: Option<QuotaState>,
+    /// The limit in force this period.
+    pub limit: u64,
+    /// Units used this period, after this request if committed.
+    pub used: i64,
+    /// Units left this period.
+    pub remaining: u64,
+    /// The current period.
+    pub window: PeriodWindow,
+}
+
+/// Evaluates a request of `cost` against `quota` at `now_s`, given the stored state.
+pub fn evaluate(
+    quota: &QuotaLimit,
+    stored: Option<&QuotaState>,
+    now_s: i64,
+    cost: u64,
+) -> QuotaOutcome {
+    let current = window(quota.period, now_s);
+    let limit = quota.effective_limit(&current);
+    let used = stored
+        .filter(|s| s.period_id == current.id)
+        .map_or(0, |s| s.used);
+    let need = cost.max(1) as i64;
+    let allowed = used.saturating_add(need) <= limit as i64;
+    let used_after = if allowed && cost > 0 {
+        used + cost as i64
+    } else {
+        used
+    };
+    QuotaOutcome {
+        allowed,
+        new_state: (allowed && cost > 0).then(|| QuotaState {
+            period_id: current.id.clone(),
+            used: used_after,
+        }),
+        limit,
+        used: used_after,
+        remaining: (limit as i64 - used_after).max(0) as u64,
+        window: current,
+    }
+}
+
+/// The state that leaves `remaining` units in the current period (AWS UpdateUsage).
+pub fn state_with_remaining(quota: &QuotaLimit, now_s: i64, remaining: u64) -> QuotaState {
+    let current = window(quota.period, now_s);
+    let limit = quota.effective_limit(&current) as i64;
+    QuotaState {
+        used: limit - remaining.min(i64::MAX as u64) as i64,
+        period_id: current.id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::days_from_civil;
+
+    fn day(y: i64, m: i64, d: i64) -> i64 {
+        days_from_civil(y, m, d) * 86_400
+    }
+
+    /// The limit holds within a period and a new period starts from zero.
+    #[test]
+    fn counts_per_period_and_rolls_over() {
+        let q = QuotaLimit {
+            limit: 2,
+            period: QuotaPeriod::Day,
+            offset: 0,
+            anchor_s: 0,
+        };
+        let t = day(2026, 11, 26) + 10;
+        let a = evaluate(&q, None, t, 1);
+        let b = evaluate(&q, a.new_state.as_ref(), t, 1);
+        let c = evaluate(&q, b.new_state.as_ref(), t, 1);
+        assert!(a.allowed && b.allowed && !c.allowed);
+        assert_eq!((c.used, c.remaining), (2, 0));
+        let next = evaluate(&q, b.new_state.as_ref(), day(2026, 11, 27), 1);
+        assert!(next.allowed);
+        assert_eq!(next.used, 1);
+    }
+
+    /// The offset reduces the limit in the anchor's period only.
+    #[test]
+    fn offset_in_first_period_only() {
+        let q = QuotaLimit {
+            limit: 10,
+            period: QuotaPeriod::Month,
+            offset: 4,
+            anchor_s: day(2026, 11, 3),
+        };
+        assert_eq!(evaluate(&q, None, day(2026, 11, 30), 0).limit, 6);
+        assert_eq!(evaluate(&q, None, day(2026, 12, 1), 0).limit, 10);
+    }
+
+    /// A grant beyond the limit is kept as negative use and honoured.
+    #[test]
+    fn grant_beyond_limit() {
+        let q = QuotaLimit {
+            limit: 5,
+            period: QuotaPeriod::Day,
+            offset: 0,
+            anchor_s: 0,
+        };
+        let t = day(2026, 11, 26);
+        let s = state_with_remaining(&q, t, 8);
+        assert_eq!(s.used, -3);
+        let o = evaluate(&q, Some(&s), t, 8);
+        assert!(o.allowed);
+        assert_eq!(o.remaining, 0);
+    }
+}
