@@ -1,0 +1,49 @@
+//! Errors of the limit stores.
+
+use thiserror::Error;
+
+/// Why a store could not answer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The store could not be reached or dropped the connection.
+    #[error("limit store unavailable: {0}")]
+    Unavailable(String),
+    /// The store did not answer within the configured timeout.
+    #[error("limit store did not answer within {0} ms")]
+    Timeout(u64),
+    /// The store answered something this code does not understand (a bug or a version skew).
+    #[error("unexpected answer from the limit store: {0}")]
+    Protocol(String),
+    /// The store is configured wrongly (bad URL, unknown mode).
+    #[error("limit store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Timeout(_))
+    }
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_cluster_error()
+            || matches!(
+                e.kind(),
+                ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+                    | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain)
+                    | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown)
+                    | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
+            )
+        {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Protocol(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Every Redis key tollgate writes, built in one place.
+//!
+//! Format: `tg:{<plan id>:<key id>}:<name>`. The part in braces is the Redis Cluster hash
+//! tag: all state of one API key in one plan hashes to one slot, so one script call covers
+//! its throttle, quota and usage atomically. Ids are validated to hold no braces.
+//!
+//! | name            | type   | holds                                        | expires          |
+//! |-----------------|--------|----------------------------------------------|------------------|
+//! | `t`             | string | plan throttle TAT, Unix µs                   | at the TAT       |
+//! | `t:<api>:<stage>:/res/METHOD` | string | per-method throttle TAT      | at the TAT       |
+//! | `q`             | hash   | `p` period id, `n` units used                | period end + 1 d |
+//! | `u`             | hash   | `YYYYMMDD` → units admitted that day         | retention        |
+
+/// Prefix of every key.
+pub const PREFIX: &str = "tg";
+
+/// The key of the limit state `name` under hash tag `tag`.
+pub fn limit_key(tag: &str, name: &str) -> String {
+    format!("{PREFIX}:{{{tag}}}:{name}")
+}
+
+/// The key of the daily usage record under hash tag `tag`.
+pub fn usage_key(tag: &str) -> String {
+    limit_key(tag, "u")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the key format: changing it orphans every counter in production.
+    #[test]
+    fn key_format() {
+        assert_eq!(limit_key("plan1:key1", "q"), "tg:{plan1:key1}:q");
+        assert_eq!(
+            limit_key("p:k", "t:api:prod:/a/{id}/GET"),
+            "tg:{p:k}:t:api:prod:/a/{id}/GET"
+        );
+        assert_eq!(usage_key("p:k"), "tg:{p:k}:u");
+    }
+}

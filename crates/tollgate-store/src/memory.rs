@@ -1,0 +1,119 @@
+//! The in-process store: the embedded default for a single instance and for quick starts.
+//!
+//! It runs the reference evaluation ([`tollgate_core::batch::evaluate_batch`]) under one
+//! mutex, so it has exactly the semantics of the Redis script, with the machine clock in
+//! place of Redis `TIME`. State is lost when the process exits.
+
+use crate::keys;
+use crate::{Store, StoreError};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tollgate_core::batch::{evaluate_batch, BatchOutcome, LimitBatch, StateWrite, StoredValue};
+use tollgate_core::calendar::day_id;
+
+/// How many writes pass between sweeps of expired entries.
+const SWEEP_EVERY: u64 = 4_096;
+
+#[derive(Default)]
+struct MemoryState {
+    limits: HashMap<String, (StoredValue, i64)>,
+    usage: HashMap<String, (BTreeMap<String, u64>, i64)>,
+    writes_since_sweep: u64,
+}
+
+impl MemoryState {
+    fn sweep(&mut self, now_us: i64) {
+        self.limits.retain(|_, (_, exp)| *exp > now_us);
+        self.usage.retain(|_, (_, exp)| *exp > now_us);
+        self.writes_since_sweep = 0;
+    }
+}
+
+/// Limit state in this process's memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn now_us() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64)
+    }
+
+    /// Units recorded per day (`YYYYMMDD`) under hash tag `tag`.
+    pub fn usage_days(&self, tag: &str) -> BTreeMap<String, u64> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .usage
+            .get(&keys::usage_key(tag))
+            .map(|(days, _)| days.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn check(&self, batch: &LimitBatch) -> Result<BatchOutcome, StoreError> {
+        let now_us = Self::now_us();
+        // A panic elsewhere cannot leave the map half-written (writes happen after evaluation),
+        // so a poisoned lock is still consistent.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let eval = evaluate_batch(batch, now_us, |name| {
+            state
+                .limits
+                .get(&keys::limit_key(&batch.tag, name))
+                .filter(|(_, exp)| *exp > now_us)
+                .map(|(v, _)| v.clone())
+        });
+        for w in eval.writes {
+            match w {
+                StateWrite::Set {
+                    name,
+                    value,
+                    expire_at_us,
+                } => {
+                    state
+                        .limits
+                        .insert(keys::limit_key(&batch.tag, &name), (value, expire_at_us));
+                }
+                StateWrite::Usage {
+                    day,
+                    units,
+                    expire_at_us,
+                } => {
+                    let retention_us = expire_at_us - now_us;
+                    let entry = state.usage.entry(keys::usage_key(&batch.tag)).or_default();
+                    let total = entry.0.entry(day).or_default();
+                    *total += units;
+                    if *total == units {
+                        let cutoff = day_id((now_us - retention_us).div_euclid(1_000_000));
+                        entry.0.retain(|d, _| *d >= cutoff);
+                    }
+                    entry.1 = expire_at_us;
+                }
+            }
+            state.writes_since_sweep += 1;
+        }
+        if state.writes_since_sweep >= SWEEP_EVERY {
+            state.sweep(now_us);
+        }
+        Ok(eval.outcome)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+}

@@ -1,0 +1,191 @@
+-- check.lua: evaluate every limit of one check, then commit all of them or none.
+--
+-- Why a script: the limits of one API key must be read, decided and written in one atomic
+-- step, or two tollgate instances could both admit the last unit of a quota. All keys of a
+-- call share one hash tag, so the script runs unchanged on Redis Cluster, and every key it
+-- touches is declared in KEYS. Time comes from Redis (TIME), never from instance clocks.
+--
+-- This is the twin of tollgate_core::batch::evaluate_batch (and of gcra.rs, quota.rs and
+-- calendar.rs): the same steps with Lua numbers. All values stay below 2^53, so doubles
+-- hold them exactly. The store's behavioural tests hold both to the same results.
+--
+-- KEYS[i], i = 1..n  state of limit i: a string (throttle TAT, Unix us) or a hash
+--                    {p = period id, n = units used} (quota)
+-- KEYS[n+1]          daily usage hash (field YYYYMMDD -> units); only if ARGV[3] > 0
+-- ARGV[1]            cost: units to consume; 0 reads only (answers as for cost 1)
+-- ARGV[2]            n: number of limits
+-- ARGV[3]            usage retention in days; 0 records no usage
+-- ARGV[4]            seconds a quota record outlives its period
+-- ARGV[5+5(i-1)..]   five values per limit i:
+--                      "t", interval_us, burst, "", ""          (GCRA throttle)
+--                      "q", limit, period (d|w|m|y), offset, anchor_s   (calendar quota)
+-- Returns            { admitted (0|1), now_us,
+--                      then per limit: allowed (0|1), limit, remaining, retry_after_us,
+--                      reset_after_us, used }
+
+local floor = math.floor
+
+local function civil_from_days(days)
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m
+  if mp < 10 then m = mp + 3 else m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp
+  if m > 2 then mp = m - 3 else mp = m + 9 end
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- The period of kind `code` holding Unix second `t`: id, first second, first second after.
+local function period_window(code, t)
+  local days = floor(t / 86400)
+  if code == 'd' then
+    local y, m, d = civil_from_days(days)
+    return string.format('d%04d%02d%02d', y, m, d), days * 86400, (days + 1) * 86400
+  elseif code == 'w' then
+    local monday = days - ((days + 3) % 7)
+    local iso_year = civil_from_days(monday + 3)
+    local week = floor((monday + 3 - days_from_civil(iso_year, 1, 1)) / 7) + 1
+    return string.format('w%04dW%02d', iso_year, week), monday * 86400, (monday + 7) * 86400
+  elseif code == 'm' then
+    local y, m = civil_from_days(days)
+    local ny, nm = y, m + 1
+    if m == 12 then ny, nm = y + 1, 1 end
+    return string.format('m%04d%02d', y, m), days_from_civil(y, m, 1) * 86400,
+      days_from_civil(ny, nm, 1) * 86400
+  else
+    local y = civil_from_days(days)
+    return string.format('y%04d', y), days_from_civil(y, 1, 1) * 86400,
+      days_from_civil(y + 1, 1, 1) * 86400
+  end
+end
+
+local function day_id(t)
+  local y, m, d = civil_from_days(floor(t / 86400))
+  return string.format('%04d%02d%02d', y, m, d)
+end
+
+local time = redis.call('TIME')
+local now_s = tonumber(time[1])
+local now_us = now_s * 1000000 + tonumber(time[2])
+
+local cost = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local usage_days = tonumber(ARGV[3])
+local quota_retention = tonumber(ARGV[4])
+local need = cost
+if need < 1 then need = 1 end
+
+local out = { 0, now_us }
+local pending = {}
+local writes = {}
+local admitted = true
+
+for i = 1, n do
+  local key = KEYS[i]
+  local at = 4 + (i - 1) * 5
+  local kind = ARGV[at + 1]
+  local allowed, limit, remaining, retry, reset, used
+  if kind == 't' then
+    local interval = tonumber(ARGV[at + 2])
+    local burst = tonumber(ARGV[at + 3])
+    local window = interval * burst
+    local tat = pending[key]
+    if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
+    if tat == nil or tat < now_us then tat = now_us end
+    local function remaining_at(x)
+      local r = floor((window - (x - now_us)) / interval)
+      if r < 0 then r = 0 end
+      return r
+    end
+    limit, used = burst, 0
+    local new_tat = tat + need * interval
+    if need > burst then
+      allowed, remaining, retry, reset = false, remaining_at(tat), tat - now_us, tat - now_us
+    elseif now_us < new_tat - window then
+      allowed, remaining = false, remaining_at(tat)
+      retry, reset = new_tat - window - now_us, tat - now_us
+    else
+      local committed = tat
+      if cost > 0 then
+        committed = new_tat
+        pending[key] = new_tat
+        writes[#writes + 1] = { 't', key, new_tat }
+      end
+      allowed, remaining, retry, reset = true, remaining_at(committed), 0, committed - now_us
+    end
+  else
+    local period = ARGV[at + 3]
+    local offset = tonumber(ARGV[at + 4])
+    local id, _, end_s = period_window(period, now_s)
+    limit = tonumber(ARGV[at + 2])
+    if offset > 0 and period_window(period, tonumber(ARGV[at + 5])) == id then
+      limit = limit - offset
+      if limit < 0 then limit = 0 end
+    end
+    used = pending[key]
+    if used == nil then
+      local h = redis.call('HMGET', key, 'p', 'n')
+      if h[1] == id then used = tonumber(h[2]) or 0 else used = 0 end
+    end
+    allowed = used + need <= limit
+    if allowed and cost > 0 then
+      used = used + cost
+      pending[key] = used
+      writes[#writes + 1] = { 'q', key, id, used, end_s + quota_retention }
+    end
+    remaining = limit - used
+    if remaining < 0 then remaining = 0 end
+    reset = end_s * 1000000 - now_us
+    if allowed then retry = 0 else retry = reset end
+  end
+  if not allowed then admitted = false end
+  local o = #out
+  out[o + 1] = allowed and 1 or 0
+  out[o + 2] = limit
+  out[o + 3] = remaining
+  out[o + 4] = retry
+  out[o + 5] = reset
+  out[o + 6] = used
+end
+
+if admitted and cost > 0 then
+  for _, w in ipairs(writes) do
+    if w[1] == 't' then
+      -- Past its TAT a throttle is idle, which is what a missing key means.
+      redis.call('SET', w[2], string.format('%d', w[3]), 'PXAT', string.format('%d', floor(w[3] / 1000) + 1))
+    else
+      redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
+      redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
+    end
+  end
+  if usage_days > 0 then
+    local ukey = KEYS[n + 1]
+    local total = redis.call('HINCRBY', ukey, day_id(now_s), cost)
+    redis.call('EXPIRE', ukey, string.format('%d', usage_days * 86400))
+    if total == cost then
+      -- First use of a new day: drop days past the retention (fields sort as dates).
+      local cutoff = day_id(now_s - usage_days * 86400)
+      for _, field in ipairs(redis.call('HKEYS', ukey)) do
+        if field < cutoff then redis.call('HDEL', ukey, field) end
+      end
+    end
+  end
+end
+if admitted then out[1] = 1 end
+return out

@@ -1,0 +1,19 @@
+//! The trait every limit store implements.
+
+use crate::StoreError;
+use async_trait::async_trait;
+use tollgate_core::batch::{BatchOutcome, LimitBatch};
+
+/// Where limit state lives. One async trait, object-safe, shared by every backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Evaluates every limit of `batch` and, if all admit and the cost is above 0, consumes
+    /// the cost from all of them, atomically. Time is the store's own clock.
+    async fn check(&self, batch: &LimitBatch) -> Result<BatchOutcome, StoreError>;
+
+    /// Answers `Ok` when the store can take checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Short name of the backend, for logs and metrics (`memory`, `redis`).
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,284 @@
+//! Behavioural tests of the limit stores, written once and run against every backend.
+//!
+//! The memory store runs the core's reference evaluation; the Redis store runs `check.lua`.
+//! Both must answer alike, which is what keeps the Lua twin from drifting.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_core::batch::{BatchOutcome, Limit, LimitBatch, LimitKind};
+use tollgate_core::calendar::QuotaPeriod;
+use tollgate_core::gcra::GcraLimit;
+use tollgate_core::quota::QuotaLimit;
+use tollgate_store::{MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
+use tollgate_testkit::RedisServer;
+
+/// A store under test and whatever must live as long as it.
+struct Backend {
+    store: Arc<dyn Store>,
+    _server: Option<RedisServer>,
+}
+
+fn memory() -> Backend {
+    Backend {
+        store: Arc::new(MemoryStore::new()),
+        _server: None,
+    }
+}
+
+fn redis() -> Backend {
+    let server = RedisServer::start().expect("start redis-server");
+    let store = RedisStore::new(&RedisConfig::new(RedisMode::Standalone, vec![server.url()]))
+        .expect("redis store");
+    Backend {
+        store: Arc::new(store),
+        _server: Some(server),
+    }
+}
+
+fn throttle(rate: f64, burst: u64) -> Limit {
+    Limit {
+        name: "t".into(),
+        kind: LimitKind::Throttle(GcraLimit::per_second(rate, burst).unwrap()),
+    }
+}
+
+fn quota(limit: u64, period: QuotaPeriod) -> Limit {
+    Limit {
+        name: "q".into(),
+        kind: LimitKind::Quota(QuotaLimit {
+            limit,
+            period,
+            offset: 0,
+            anchor_s: 0,
+        }),
+    }
+}
+
+fn batch(tag: &str, limits: Vec<Limit>, cost: u64) -> LimitBatch {
+    LimitBatch {
+        tag: tag.into(),
+        limits,
+        cost,
+        usage_retention_days: Some(90),
+    }
+}
+
+async fn check(b: &Backend, batch: &LimitBatch) -> BatchOutcome {
+    b.store.check(batch).await.expect("check")
+}
+
+/// From idle exactly `burst` requests pass, the next is throttled with a retry time of one
+/// interval, and nothing remains.
+async fn burst_then_throttled(b: Backend) {
+    let req = batch("p:burst", vec![throttle(1.0, 3)], 1);
+    for i in 0..3 {
+        let o = check(&b, &req).await;
+        assert!(o.admitted, "request {i} should pass");
+        assert_eq!(o.statuses[0].remaining, 2 - i);
+    }
+    let o = check(&b, &req).await;
+    assert!(!o.admitted);
+    assert_eq!(o.statuses[0].remaining, 0);
+    let retry = o.statuses[0].retry_after_us;
+    assert!(
+        retry > 900_000 && retry <= 1_000_000,
+        "retry after {retry} us"
+    );
+}
+
+/// After the emission interval has passed, one more request is admitted.
+async fn throttle_refills(b: Backend) {
+    let req = batch("p:refill", vec![throttle(20.0, 1)], 1);
+    assert!(check(&b, &req).await.admitted);
+    assert!(!check(&b, &req).await.admitted);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(check(&b, &req).await.admitted);
+}
+
+/// A quota of 5 admits five, refuses the sixth with nothing remaining, and the retry time is
+/// the time to the end of the UTC day.
+async fn quota_counts_and_stops(b: Backend) {
+    let req = batch("p:quota", vec![quota(5, QuotaPeriod::Day)], 1);
+    for i in 0..5 {
+        let o = check(&b, &req).await;
+        assert!(o.admitted, "request {i}");
+        assert_eq!(o.statuses[0].used, i as i64 + 1);
+    }
+    let o = check(&b, &req).await;
+    assert!(!o.admitted);
+    let s = o.statuses[0];
+    assert_eq!((s.limit, s.used, s.remaining), (5, 5, 0));
+    let to_midnight = 86_400_000_000 - o.now_us.rem_euclid(86_400_000_000);
+    assert_eq!(s.retry_after_us as i64, to_midnight);
+}
+
+/// Cost 0 reads without consuming and answers as a cost-1 request would.
+async fn cost_zero_reads(b: Backend) {
+    let peek = batch("p:peek", vec![quota(2, QuotaPeriod::Month)], 0);
+    let use2 = batch("p:peek", vec![quota(2, QuotaPeriod::Month)], 2);
+    let o = check(&b, &peek).await;
+    assert!(o.admitted);
+    assert_eq!((o.statuses[0].used, o.statuses[0].remaining), (0, 2));
+    assert!(check(&b, &use2).await.admitted);
+    let o = check(&b, &peek).await;
+    assert!(!o.admitted);
+    assert_eq!(o.statuses[0].used, 2);
+    let o = check(&b, &peek).await;
+    assert_eq!(o.statuses[0].used, 2, "peeking twice consumed nothing");
+}
+
+/// A request refused by one limit consumes nothing from the others.
+async fn all_or_nothing(b: Backend) {
+    let both = batch(
+        "p:aon",
+        vec![throttle(0.001, 10), quota(1, QuotaPeriod::Week)],
+        1,
+    );
+    assert!(check(&b, &both).await.admitted);
+    for _ in 0..3 {
+        let o = check(&b, &both).await;
+        assert!(!o.admitted);
+        assert!(o.statuses[0].allowed, "the throttle alone would pass");
+        assert!(!o.statuses[1].allowed);
+    }
+    let peek = batch("p:aon", vec![throttle(0.001, 10)], 0);
+    assert_eq!(
+        check(&b, &peek).await.statuses[0].remaining,
+        9,
+        "only the admitted request was counted"
+    );
+}
+
+/// A cost above one consumes that many units; a cost above the burst never passes.
+async fn cost_units(b: Backend) {
+    let req = batch(
+        "p:cost",
+        vec![throttle(0.001, 10), quota(100, QuotaPeriod::Day)],
+        4,
+    );
+    let o = check(&b, &req).await;
+    assert!(o.admitted);
+    assert_eq!(o.statuses[0].remaining, 6);
+    assert_eq!(o.statuses[1].used, 4);
+    let huge = batch(
+        "p:cost",
+        vec![throttle(0.001, 10), quota(100, QuotaPeriod::Day)],
+        11,
+    );
+    let o = check(&b, &huge).await;
+    assert!(!o.admitted && !o.statuses[0].allowed);
+    assert_eq!(
+        check(&b, &batch("p:cost", vec![quota(100, QuotaPeriod::Day)], 0))
+            .await
+            .statuses[0]
+            .used,
+        4
+    );
+}
+
+/// The offset lowers the limit in the quota's first period.
+async fn quota_offset_first_period(b: Backend) {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let q = Limit {
+        name: "q".into(),
+        kind: LimitKind::Quota(QuotaLimit {
+            limit: 5,
+            period: QuotaPeriod::Month,
+            offset: 3,
+            anchor_s: now_s,
+        }),
+    };
+    let req = batch("p:offset", vec![q], 1);
+    assert!(check(&b, &req).await.admitted);
+    let o = check(&b, &req).await;
+    assert!(o.admitted);
+    assert_eq!(o.statuses[0].limit, 2);
+    assert!(!check(&b, &req).await.admitted);
+}
+
+/// Different tags (keys or plans) never share state.
+async fn tags_are_independent(b: Backend) {
+    let a = batch("p:a", vec![quota(1, QuotaPeriod::Day)], 1);
+    let c = batch("p:c", vec![quota(1, QuotaPeriod::Day)], 1);
+    assert!(check(&b, &a).await.admitted);
+    assert!(!check(&b, &a).await.admitted);
+    assert!(check(&b, &c).await.admitted);
+}
+
+/// A limit named twice in one batch is counted twice, and a refusal of the second writes
+/// nothing for the first.
+async fn same_limit_twice(b: Backend) {
+    let req = batch(
+        "p:twice",
+        vec![quota(3, QuotaPeriod::Day), quota(3, QuotaPeriod::Day)],
+        1,
+    );
+    let o = check(&b, &req).await;
+    assert!(o.admitted);
+    assert_eq!(o.statuses[1].used, 2);
+    let o = check(&b, &req).await;
+    assert!(!o.admitted, "3 + 1 > 3 on the second view");
+    let peek = batch("p:twice", vec![quota(3, QuotaPeriod::Day)], 0);
+    assert_eq!(check(&b, &peek).await.statuses[0].used, 2);
+}
+
+/// Many concurrent callers on one key get exactly the quota admitted.
+async fn concurrent_exactness(b: Backend) {
+    let store = b.store.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = batch(
+                "p:race",
+                vec![throttle(1_000_000.0, 10_000), quota(100, QuotaPeriod::Day)],
+                1,
+            );
+            let mut n = 0;
+            for _ in 0..20 {
+                if store.check(&req).await.expect("check").admitted {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 100);
+}
+
+/// An empty batch admits and reports no limits (a plan with neither throttle nor quota).
+async fn empty_batch(b: Backend) {
+    let o = check(&b, &batch("p:none", vec![], 1)).await;
+    assert!(o.admitted && o.statuses.is_empty());
+    assert!(
+        o.now_us > 1_600_000_000_000_000,
+        "time comes from the store's clock"
+    );
+}
+
+macro_rules! backend_tests {
+    ($backend:ident: $($test:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::$backend()).await;
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
+    all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
+    concurrent_exactness, empty_batch);
+backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
+    all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
+    concurrent_exactness, empty_batch);

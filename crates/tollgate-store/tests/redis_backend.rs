@@ -1,0 +1,239 @@
+//! Tests only the Redis backend can have: key expiry, script reloading, the Lua calendar
+//! twin, Cluster, AUTH and outages.
+
+use redis::AsyncCommands;
+use std::time::{Duration, Instant};
+use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
+use tollgate_core::calendar::{window, QuotaPeriod};
+use tollgate_core::gcra::GcraLimit;
+use tollgate_core::quota::QuotaLimit;
+use tollgate_store::{keys, RedisConfig, RedisMode, RedisStore, Store, StoreError};
+use tollgate_testkit::{RedisCluster, RedisServer};
+
+const CHECK_LUA: &str = include_str!("../src/redis/scripts/check.lua");
+
+fn plan_batch(tag: &str, cost: u64) -> LimitBatch {
+    LimitBatch {
+        tag: tag.into(),
+        limits: vec![
+            Limit {
+                name: "t".into(),
+                kind: LimitKind::Throttle(GcraLimit::per_second(10.0, 20).unwrap()),
+            },
+            Limit {
+                name: "q".into(),
+                kind: LimitKind::Quota(QuotaLimit {
+                    limit: 5,
+                    period: QuotaPeriod::Day,
+                    offset: 0,
+                    anchor_s: 0,
+                }),
+            },
+        ],
+        cost,
+        usage_retention_days: Some(90),
+    }
+}
+
+fn store_for(url: String) -> RedisStore {
+    RedisStore::new(&RedisConfig::new(RedisMode::Standalone, vec![url])).expect("store")
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Every key a check writes has a TTL: throttle at its TAT, quota after its period, usage
+/// after the retention.
+#[tokio::test]
+async fn every_key_has_a_ttl() {
+    let server = RedisServer::start().unwrap();
+    let store = store_for(server.url());
+    assert!(store.check(&plan_batch("p1:k1", 1)).await.unwrap().admitted);
+    let mut c = raw(&server.url()).await;
+    let all: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3, "{all:?}");
+    for k in &all {
+        let ttl: i64 = c.pttl(k).await.unwrap();
+        assert!(ttl > 0, "{k} has no TTL ({ttl})");
+    }
+    let t: i64 = c.pttl(keys::limit_key("p1:k1", "t")).await.unwrap();
+    assert!(t <= 101, "throttle key lives one interval, got {t} ms");
+    let u: i64 = c.ttl(keys::usage_key("p1:k1")).await.unwrap();
+    assert!(u > 89 * 86_400 && u <= 90 * 86_400, "usage TTL {u}");
+    let q: i64 = c.ttl(keys::limit_key("p1:k1", "q")).await.unwrap();
+    assert!(q > 86_400 && q <= 2 * 86_400, "quota TTL {q}");
+}
+
+/// The daily usage record counts admitted units only, under today's date.
+#[tokio::test]
+async fn usage_counts_admitted_units() {
+    let server = RedisServer::start().unwrap();
+    let store = store_for(server.url());
+    let mut admitted = 0;
+    for _ in 0..4 {
+        if store.check(&plan_batch("p1:k2", 2)).await.unwrap().admitted {
+            admitted += 2;
+        }
+    }
+    assert_eq!(admitted, 4, "quota 5 admits two requests of cost 2");
+    let o = store.check(&plan_batch("p1:k2", 0)).await.unwrap();
+    let day = tollgate_core::calendar::day_id(o.now_us / 1_000_000);
+    let mut c = raw(&server.url()).await;
+    let used: i64 = c.hget(keys::usage_key("p1:k2"), day).await.unwrap();
+    assert_eq!(used, 4);
+}
+
+/// After `SCRIPT FLUSH` the store reloads the script and goes on counting.
+#[tokio::test]
+async fn recovers_from_script_flush() {
+    let server = RedisServer::start().unwrap();
+    let store = store_for(server.url());
+    assert!(store.check(&plan_batch("p1:k3", 1)).await.unwrap().admitted);
+    let mut c = raw(&server.url()).await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let o = store.check(&plan_batch("p1:k3", 1)).await.unwrap();
+    assert!(o.admitted);
+    assert_eq!(o.statuses[1].used, 2, "state survived, script was reloaded");
+}
+
+/// The Lua calendar agrees with the Rust one on period ids and bounds, on edge instants
+/// and on a spread of ordinary ones from 1970 to 2400.
+#[tokio::test]
+async fn lua_calendar_is_the_twin_of_rust() {
+    let server = RedisServer::start().unwrap();
+    let mut c = raw(&server.url()).await;
+    let functions = CHECK_LUA
+        .split("local time = redis.call('TIME')")
+        .next()
+        .unwrap();
+    let probe = redis::Script::new(&format!(
+        "{functions}\nlocal out = {{}}\nfor i = 2, #ARGV do\n  local id, s, e = period_window(ARGV[1], tonumber(ARGV[i]))\n  out[#out + 1] = id .. ' ' .. string.format('%d %d', s, e)\nend\nreturn out"
+    ));
+    let mut instants: Vec<i64> = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..400 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        instants.push((x % 13_569_465_600) as i64);
+    }
+    for p in [
+        QuotaPeriod::Day,
+        QuotaPeriod::Week,
+        QuotaPeriod::Month,
+        QuotaPeriod::Year,
+    ] {
+        let mut edges = Vec::new();
+        for &t in &instants[..100] {
+            let w = window(p, t);
+            edges.extend([w.start_s, w.end_s - 1, w.end_s]);
+        }
+        // Leap days, year ends and ISO week-53 years.
+        edges.extend([
+            951_782_400,
+            951_868_799,
+            1_709_164_800,
+            1_735_603_200,
+            1_609_631_999,
+            1_609_718_400,
+            4_107_456_000,
+        ]);
+        let all: Vec<i64> = instants.iter().copied().chain(edges).collect();
+        let got: Vec<String> = probe
+            .arg(p.code())
+            .arg(&all)
+            .invoke_async(&mut c)
+            .await
+            .unwrap();
+        for (t, g) in all.iter().zip(&got) {
+            let w = window(p, *t);
+            assert_eq!(
+                g,
+                &format!("{} {} {}", w.id, w.start_s, w.end_s),
+                "period {p} at {t}"
+            );
+        }
+    }
+}
+
+/// The same script runs on a 3-master Redis Cluster, for keys spread over all slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_on_redis_cluster() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let store = RedisStore::new(&RedisConfig::new(RedisMode::Cluster, cluster.urls())).unwrap();
+    store.ping().await.unwrap();
+    for k in 0..30 {
+        let tag = format!("plan:key{k}");
+        for i in 0..6 {
+            let o = store.check(&plan_batch(&tag, 1)).await.unwrap();
+            assert_eq!(o.admitted, i < 5, "key {k} request {i}");
+        }
+    }
+}
+
+/// A password-protected server works through a URL with credentials, and refuses without.
+#[tokio::test]
+async fn auth_from_url() {
+    let server = RedisServer::start_with_password("s3cret-pw").unwrap();
+    let store = store_for(server.url_with_password());
+    assert!(store.check(&plan_batch("p1:k4", 1)).await.unwrap().admitted);
+    let anonymous = store_for(server.url());
+    assert!(anonymous.check(&plan_batch("p1:k4", 1)).await.is_err());
+}
+
+/// With Redis down, a check fails fast with a transient error, and succeeds again once
+/// Redis is back, without a new store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_is_transient_and_recovers() {
+    let mut server = RedisServer::start().unwrap();
+    let store = store_for(server.url());
+    assert!(store.check(&plan_batch("p1:k5", 1)).await.unwrap().admitted);
+    server.stop();
+    let started = Instant::now();
+    let err = store.check(&plan_batch("p1:k5", 1)).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    server.restart().unwrap();
+    let mut ok = false;
+    for _ in 0..50 {
+        if store.check(&plan_batch("p1:k5", 1)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "store recovered after Redis came back");
+}
+
+/// A paused (hung) Redis turns into a timeout error within the configured bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_times_out() {
+    let server = RedisServer::start().unwrap();
+    let mut cfg = RedisConfig::new(RedisMode::Standalone, vec![server.url()]);
+    cfg.timeout = Duration::from_millis(200);
+    let store = RedisStore::new(&cfg).unwrap();
+    store.ping().await.unwrap();
+    server.pause().unwrap();
+    let started = Instant::now();
+    let err = store.check(&plan_batch("p1:k6", 1)).await.unwrap_err();
+    server.resume().unwrap();
+    assert!(matches!(err, StoreError::Timeout(200)), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(600));
+}
