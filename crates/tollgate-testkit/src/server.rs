@@ -101,36 +101,39 @@ impl RedisServer {
     }
 
     fn launch(args: Vec<String>, cluster: bool) -> Result<RedisServer, HarnessError> {
-        let dir = tempfile::Builder::new()
-            .prefix("tollgate-redis-")
-            .tempdir()
-            .map_err(|e| HarnessError::io("could not create a temporary directory", e))?;
-        let mut server = RedisServer {
-            process: None,
-            port: 0,
-            cluster_port: None,
-            password: password_in(&args),
-            args,
-            dir,
-        };
-        let mut last_collision = String::new();
+        let password = password_in(&args);
+        let (mut last_port, mut last_collision, mut last_log) = (0, String::new(), String::new());
         for _ in 0..PORT_ATTEMPTS {
             let ports =
                 free_ports(if cluster { 2 } else { 1 }).map_err(HarnessError::NoFreePort)?;
-            server.port = ports[0];
-            server.cluster_port = ports.get(1).copied();
+            // A fresh directory for every attempt: a Cluster node that lost its port may
+            // already have written a nodes.conf naming that port.
+            let dir = tempfile::Builder::new()
+                .prefix("tollgate-redis-")
+                .tempdir()
+                .map_err(|e| HarnessError::io("could not create a temporary directory", e))?;
+            let mut server = RedisServer {
+                process: None,
+                port: ports[0],
+                cluster_port: ports.get(1).copied(),
+                args: args.clone(),
+                password: password.clone(),
+                dir,
+            };
             match server.spawn()? {
                 Spawned::Ready => return Ok(server),
-                Spawned::PortTaken(why) => last_collision = why,
+                Spawned::PortTaken(why) => {
+                    (last_port, last_collision, last_log) = (server.port, why, server.log_tail(0));
+                }
             }
         }
         Err(HarnessError::StartFailed {
-            port: server.port,
+            port: last_port,
             reason: format!(
                 "its port was taken by another process {PORT_ATTEMPTS} times in a row; \
                  the last time: {last_collision}"
             ),
-            log: server.log_tail(0),
+            log: last_log,
         })
     }
 

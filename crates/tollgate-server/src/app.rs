@@ -1,0 +1,97 @@
+//! Wiring: build the store, the catalog and the limiter from the settings, bind both
+//! servers, and run them until the shutdown future resolves.
+
+use crate::cli::ServeSettings;
+use crate::limiter::Limiter;
+use crate::{config, grpc, http};
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tollgate_core::catalog::Catalog;
+use tollgate_store::{MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
+use tracing::{info, warn};
+
+/// Builds the limit store the settings ask for.
+pub fn build_store(s: &ServeSettings) -> anyhow::Result<Arc<dyn Store>> {
+    let Some(urls) = s.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+        return Ok(Arc::new(MemoryStore::new()));
+    };
+    let mode: RedisMode = s.redis_mode.parse()?;
+    let mut cfg = RedisConfig::new(
+        mode,
+        urls.split(',')
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect(),
+    );
+    cfg.sentinel_master = s.redis_sentinel_master.clone();
+    cfg.pool_size = usize::from(s.redis_pool_size);
+    cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
+    Ok(Arc::new(RedisStore::new(&cfg)?))
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs tollgate until `shutdown` resolves.
+pub async fn serve(
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let catalog = match &settings.config {
+        Some(path) => config::load(path, now_s())?,
+        None => Catalog::default(),
+    };
+    let store = build_store(&settings)?;
+    info!(
+        backend = store.backend(),
+        plans = catalog.plans().count(),
+        keys = catalog.keys().count(),
+        "starting"
+    );
+    if let Err(e) = store.ping().await {
+        // Not fatal: the store may come up later; checks follow the failure mode meanwhile.
+        warn!(error = %e, "limit store not reachable yet");
+    }
+    let limiter = Arc::new(Limiter::new(
+        catalog,
+        store,
+        settings.failure_mode,
+        settings.usage_retention_days,
+    ));
+    let grpc_listener = TcpListener::bind(settings.grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
+    let http_listener = TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_addr))?;
+    info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "listening");
+
+    // One shutdown signal fanned out to both servers.
+    let (tx, rx) = watch::channel(false);
+    let wait = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let grpc_task = tokio::spawn(grpc::serve(
+        grpc_listener,
+        limiter.clone(),
+        tonic_health::server::health_reporter(),
+        wait(rx.clone()),
+    ));
+    let http_task = tokio::spawn(http::serve(http_listener, http::router(limiter), wait(rx)));
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let (g, h) = tokio::join!(grpc_task, http_task);
+    g.context("gRPC server task")??;
+    h.context("HTTP server task")??;
+    info!("stopped");
+    Ok(())
+}

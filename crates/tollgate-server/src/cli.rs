@@ -1,0 +1,164 @@
+//! The command line: `tollgate serve` and `tollgate check-config`, each flag also read from
+//! a `TOLLGATE_*` environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tollgate_store::redis::redact_url;
+
+/// tollgate: rate limits and quotas for APIs sold as products.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, propagate_version = true)]
+#[command(
+    about = "Distributed rate limiting and quotas for APIs: usage plans, API keys, throttles and quotas, enforced across a fleet of edge proxies."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the service: gRPC (CheckQuota, health, reflection) and HTTP (/healthz).
+    Serve(ServeSettings),
+    /// Validate a configuration file and print what it defines, without starting anything.
+    CheckConfig {
+        /// The YAML file of usage plans and API keys.
+        #[arg(long, short = 'c', env = "TOLLGATE_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// What to do when the limit store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailureMode {
+    /// Fail open: admit calls while the store is down.
+    Allow,
+    /// Fail closed: answer UNAVAILABLE (HTTP 503) while the store is down.
+    Deny,
+}
+
+/// Settings of `tollgate serve`.
+#[derive(Clone, Args)]
+pub struct ServeSettings {
+    /// YAML file of usage plans and API keys, applied at start.
+    #[arg(long, short = 'c', env = "TOLLGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Redis to keep limit state in; several comma-separated URLs for cluster or sentinel
+    /// mode. redis:// or rediss:// (TLS), with user:password@ for AUTH. Without it, state is
+    /// kept in this process only (single instance).
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_URL",
+        value_name = "URL[,URL...]",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Redis topology.
+    #[arg(long, env = "TOLLGATE_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "cluster", "sentinel"])]
+    pub redis_mode: String,
+    /// Master name to ask the sentinels for (sentinel mode).
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_SENTINEL_MASTER",
+        default_value = "mymaster",
+        value_name = "NAME"
+    )]
+    pub redis_sentinel_master: String,
+    /// Redis connections per instance; each is multiplexed.
+    #[arg(long, env = "TOLLGATE_REDIS_POOL_SIZE", default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub redis_pool_size: u16,
+    /// Bound on one Redis call, in milliseconds; past it the failure mode applies.
+    #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS", default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+    /// Address of the gRPC server.
+    #[arg(
+        long,
+        env = "TOLLGATE_GRPC_ADDR",
+        default_value = "0.0.0.0:8081",
+        value_name = "ADDR"
+    )]
+    pub grpc_addr: SocketAddr,
+    /// Address of the HTTP server.
+    #[arg(
+        long,
+        env = "TOLLGATE_HTTP_ADDR",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDR"
+    )]
+    pub http_addr: SocketAddr,
+    /// What to answer when the limit store is down.
+    #[arg(long, env = "TOLLGATE_FAILURE_MODE", value_enum, default_value_t = FailureMode::Deny)]
+    pub failure_mode: FailureMode,
+    /// Days to keep per-day usage of each key for usage reports.
+    #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3660))]
+    pub usage_retention_days: u32,
+}
+
+// The Redis URL may hold a password.
+impl fmt::Debug for ServeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeSettings")
+            .field("config", &self.config)
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(|u| u.split(',').map(redact_url).collect::<Vec<_>>().join(",")),
+            )
+            .field("redis_mode", &self.redis_mode)
+            .field("grpc_addr", &self.grpc_addr)
+            .field("http_addr", &self.http_addr)
+            .field("failure_mode", &self.failure_mode)
+            .field("usage_retention_days", &self.usage_retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeSettings {
+    /// Settings with every default, for tests and embedding.
+    pub fn with_defaults() -> Self {
+        let cli = Cli::parse_from(["tollgate", "serve"]);
+        match cli.command {
+            Command::Serve(s) => s,
+            Command::CheckConfig { .. } => unreachable!("parsed `serve`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The command line is well-formed (clap's own consistency checks).
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Defaults follow the contract: gRPC 8081, HTTP 8080, standalone, fail closed.
+    #[test]
+    fn defaults() {
+        let s = ServeSettings::with_defaults();
+        assert_eq!(s.grpc_addr.port(), 8081);
+        assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.redis_mode, "standalone");
+        assert_eq!(s.failure_mode, FailureMode::Deny);
+    }
+
+    /// Debug output never shows a Redis password.
+    #[test]
+    fn debug_redacts_password() {
+        let mut s = ServeSettings::with_defaults();
+        s.redis_url = Some("redis://:hunter2@a:1,redis://:hunter2@b:2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

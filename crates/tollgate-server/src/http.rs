@@ -1,0 +1,37 @@
+//! The HTTP server: `/healthz` for load balancers and orchestrators.
+
+use crate::limiter::Limiter;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The HTTP routes.
+pub fn router(limiter: Arc<Limiter>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(limiter)
+}
+
+/// 200 when the limit store answers, so the instance can take checks; 503 otherwise.
+async fn healthz(State(limiter): State<Arc<Limiter>>) -> (StatusCode, &'static str) {
+    match limiter.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "limit store unavailable\n"),
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

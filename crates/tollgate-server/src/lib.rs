@@ -1,0 +1,24 @@
+//! The tollgate binary: gRPC and HTTP services around the tollgate limiter, its
+//! configuration, telemetry and wiring.
+//!
+//! Module map:
+//! - [`cli`]: command line and environment (`tollgate serve`, `tollgate check-config`).
+//! - [`config`]: the YAML file of plans and keys, validated into a core catalog.
+//! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
+//! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
+//! - [`http`]: axum routes (`/healthz`).
+//! - [`app`]: builds everything from the settings and runs it until shutdown.
+//! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
+//! - [`telemetry`]: logging set-up.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod limiter;
+pub mod shutdown;
+pub mod telemetry;

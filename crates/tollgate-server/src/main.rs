@@ -1,0 +1,25 @@
+//! The `tollgate` binary: parse the command line, then hand over to the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+use tollgate_server::cli::{Cli, Command};
+use tollgate_server::{app, config, shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log_format);
+    let result = match cli.command {
+        Command::Serve(settings) => app::serve(settings, shutdown::signal()).await,
+        Command::CheckConfig { config } => {
+            config::check_file(&config).map(|summary| println!("{summary}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! End-to-end tests of `tollgate.v1.QuotaService/CheckQuota` through the real binary, on the
+//! memory store and on a real Redis.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+use tollgate_proto::v1::{QuotaPeriod, Verdict};
+use tollgate_testkit::RedisServer;
+
+/// The seed scenario: five calls pass with a shrinking quota, the sixth gets 429 "Limit
+/// Exceeded" with Retry-After until the next UTC midnight.
+async fn seed_scenario(t: &Tollgate) {
+    let mut c = t.client().await;
+    for i in 0..5u64 {
+        let r = check(&mut c, seed_request(TEST_KEY)).await;
+        assert_eq!(r.verdict(), Verdict::Ok, "call {i}: {r:?}");
+        assert_eq!((r.http_status, r.message.as_str()), (200, "OK"));
+        assert_eq!(r.usage_plan_id, "demo-usage-plan");
+        assert_eq!(r.key_id, "testApikey");
+        let q = r.quota.expect("quota status");
+        assert_eq!((q.limit, q.used, q.remaining), (5, i + 1, 4 - i));
+        assert_eq!(q.period(), QuotaPeriod::Day);
+        assert!(r.throttle.is_none(), "the demo plan has no throttle");
+        assert_eq!(header(&r, "RateLimit-Limit"), Some("5"));
+        assert_eq!(
+            header(&r, "RateLimit-Remaining"),
+            Some((4 - i).to_string().as_str())
+        );
+    }
+    let r = check(&mut c, seed_request(TEST_KEY)).await;
+    assert_eq!(r.verdict(), Verdict::QuotaExceeded);
+    assert_eq!((r.http_status, r.message.as_str()), (429, "Limit Exceeded"));
+    let q = r.quota.unwrap();
+    assert_eq!((q.used, q.remaining), (5, 0));
+    let resets = q.resets_at.unwrap().seconds;
+    assert_eq!(resets % 86_400, 0, "resets at UTC midnight");
+    let retry: u64 = header(&r, "Retry-After").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 86_400);
+    assert_eq!(header(&r, "RateLimit-Remaining"), Some("0"));
+}
+
+/// Seed scenario on the embedded memory store.
+#[tokio::test]
+async fn seed_scenario_on_memory() {
+    let cfg = seed_config();
+    let t = Tollgate::start(&["--config", cfg.to_str().unwrap()]);
+    seed_scenario(&t).await;
+}
+
+/// Seed scenario on Redis, configured through the environment as in production.
+#[tokio::test]
+async fn seed_scenario_on_redis() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = seed_config();
+    let t = Tollgate::start_with_env(
+        &[],
+        &[
+            ("TOLLGATE_REDIS_URL", &redis.url()),
+            ("TOLLGATE_CONFIG", cfg.to_str().unwrap()),
+        ],
+    );
+    seed_scenario(&t).await;
+    // A restart of tollgate keeps the count: the state is in Redis.
+    drop(t);
+    let t = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let r = check(&mut t.client().await, seed_request(TEST_KEY)).await;
+    assert_eq!(r.verdict(), Verdict::QuotaExceeded);
+}
+
+/// Missing, unknown, unsubscribed and disabled keys each get their verdict and 403.
+#[tokio::test]
+async fn key_refusals() {
+    let cfg = temp_config(&format!(
+        "{}\n  - name: disabledKey\n    value: disabled-key-0123456789abcdef\n    enabled: false\n    usagePlanIds: [demo-usage-plan]\n",
+        std::fs::read_to_string(seed_config()).unwrap().trim_end()
+    ));
+    let t = Tollgate::start(&["--config", cfg.to_str().unwrap()]);
+    let mut c = t.client().await;
+    let cases = [
+        (seed_request(""), Verdict::KeyMissing),
+        (
+            seed_request("no-such-key-0123456789abcdef"),
+            Verdict::KeyInvalid,
+        ),
+        (
+            seed_request("disabled-key-0123456789abcdef"),
+            Verdict::KeyDisabled,
+        ),
+        (
+            tollgate_proto::v1::CheckQuotaRequest {
+                stage: "prod".into(),
+                ..seed_request(TEST_KEY)
+            },
+            Verdict::KeyNotSubscribed,
+        ),
+    ];
+    for (req, want) in cases {
+        let r = check(&mut c, req).await;
+        assert_eq!(r.verdict(), want);
+        assert_eq!((r.http_status, r.message.as_str()), (403, "Forbidden"));
+        assert_eq!(header(&r, "RateLimit-Limit"), Some("0"));
+    }
+}
+
+/// The premium plan's throttle passes its burst of 20 at once, then throttles with 429 "Too
+/// Many Requests" and a Retry-After; the per-method override applies to DELETE only.
+#[tokio::test]
+async fn premium_throttle() {
+    let cfg = seed_config();
+    let t = Tollgate::start(&["--config", cfg.to_str().unwrap()]);
+    let mut c = t.client().await;
+    let mut ok = 0;
+    for _ in 0..20 {
+        if check(&mut c, seed_request(PREMIUM_KEY)).await.verdict() == Verdict::Ok {
+            ok += 1;
+        }
+    }
+    assert!(ok >= 20, "burst of 20 passes, got {ok}");
+    let r = check(&mut c, seed_request(PREMIUM_KEY)).await;
+    if r.verdict() == Verdict::Ok {
+        // One interval (100 ms) may have passed during the burst; the next must be refused.
+        let r = check(&mut c, seed_request(PREMIUM_KEY)).await;
+        assert_eq!(r.verdict(), Verdict::Throttled);
+    } else {
+        assert_eq!(r.verdict(), Verdict::Throttled);
+        assert_eq!(
+            (r.http_status, r.message.as_str()),
+            (429, "Too Many Requests")
+        );
+        assert_eq!(header(&r, "Retry-After"), Some("1"));
+        let th = r.throttle.unwrap();
+        assert_eq!((th.burst_limit, th.remaining), (20, 0));
+        assert!(th.retry_after_ms > 0 && th.retry_after_ms <= 100);
+    }
+    let del = tollgate_proto::v1::CheckQuotaRequest {
+        method: "DELETE".into(),
+        ..seed_request(PREMIUM_KEY)
+    };
+    let r = check(&mut c, del).await;
+    assert_eq!(r.verdict(), Verdict::Ok);
+    let th = r.throttle.unwrap();
+    assert_eq!(
+        (th.burst_limit, th.resource_method.as_str()),
+        (4, "/usageplanOffering/DELETE")
+    );
+}
+
+/// Cost 0 reads without consuming; a cost above the cap is refused as INVALID_ARGUMENT.
+#[tokio::test]
+async fn cost_rules() {
+    let cfg = seed_config();
+    let t = Tollgate::start(&["--config", cfg.to_str().unwrap()]);
+    let mut c = t.client().await;
+    for _ in 0..3 {
+        let r = check(
+            &mut c,
+            tollgate_proto::v1::CheckQuotaRequest {
+                cost: Some(0),
+                ..seed_request(TEST_KEY)
+            },
+        )
+        .await;
+        assert_eq!(r.verdict(), Verdict::Ok);
+        assert_eq!(r.quota.unwrap().used, 0);
+    }
+    let r = check(
+        &mut c,
+        tollgate_proto::v1::CheckQuotaRequest {
+            cost: Some(3),
+            ..seed_request(TEST_KEY)
+        },
+    )
+    .await;
+    assert_eq!(r.quota.unwrap().used, 3);
+    let err = c
+        .check_quota(tollgate_proto::v1::CheckQuotaRequest {
+            cost: Some(u32::MAX),
+            ..seed_request(TEST_KEY)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("cost"), "{}", err.message());
+    let err = c
+        .check_quota(tollgate_proto::v1::CheckQuotaRequest {
+            resource: "/x".repeat(5_000),
+            ..seed_request(TEST_KEY)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
+
+/// Exactness: 4 instances sharing one Redis, 64 concurrent clients on one key with a quota of
+/// 1000 admit exactly 1000; every other answer is QUOTA_EXCEEDED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exactly_the_quota_across_instances() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = temp_config(
+        "usagePlans:\n  - id: exact\n    quota: {limit: 1000, period: MONTH}\n    apiStages: [{apiId: api, stage: prod}]\napiKeys:\n  - name: hot\n    value: hot-key-0123456789abcdef\n    usagePlanIds: [exact]\n",
+    );
+    let instances: Vec<Tollgate> = (0..4)
+        .map(|_| {
+            Tollgate::start(&[
+                "--redis-url",
+                &redis.url(),
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+        })
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let mut c = instances[i % 4].client().await;
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut over) = (0u32, 0u32);
+            for _ in 0..20 {
+                let req = tollgate_proto::v1::CheckQuotaRequest {
+                    api_key: "hot-key-0123456789abcdef".into(),
+                    api_id: "api".into(),
+                    stage: "prod".into(),
+                    resource: "/".into(),
+                    method: "GET".into(),
+                    cost: None,
+                };
+                match check(&mut c, req).await.verdict() {
+                    Verdict::Ok => ok += 1,
+                    Verdict::QuotaExceeded => over += 1,
+                    other => panic!("unexpected verdict {other:?}"),
+                }
+            }
+            (ok, over)
+        }));
+    }
+    let (mut ok, mut over) = (0, 0);
+    for t in tasks {
+        let (a, b) = t.await.unwrap();
+        ok += a;
+        over += b;
+    }
+    assert_eq!(ok, 1000);
+    assert_eq!(over, 64 * 20 - 1000);
+}
+
+/// With Redis down, fail-closed answers UNAVAILABLE (503) within the timeout, fail-open
+/// admits, and /healthz reports 503; both recover when Redis returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_modes() {
+    let mut redis = RedisServer::start().unwrap();
+    let cfg = seed_config();
+    let closed = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let open = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--failure-mode",
+        "allow",
+    ]);
+    let (mut cc, mut co) = (closed.client().await, open.client().await);
+    assert_eq!(
+        check(&mut cc, seed_request(TEST_KEY)).await.verdict(),
+        Verdict::Ok
+    );
+    redis.stop();
+    let started = Instant::now();
+    let r = check(&mut cc, seed_request(TEST_KEY)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!((r.verdict(), r.http_status), (Verdict::Unavailable, 503));
+    assert_eq!(r.key_id, "testApikey");
+    assert_eq!(
+        check(&mut co, seed_request(TEST_KEY)).await.verdict(),
+        Verdict::Ok
+    );
+    assert_eq!(closed.http_get("/healthz").unwrap().0, 503);
+    redis.restart().unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if check(&mut cc, seed_request(TEST_KEY)).await.verdict() == Verdict::Ok {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "fail-closed instance recovered by itself");
+    assert_eq!(closed.http_get("/healthz").unwrap().0, 200);
+}
+
+/// gRPC health reports SERVING for the service and /healthz answers 200 on the memory store.
+#[tokio::test]
+async fn health_endpoints() {
+    let t = Tollgate::start(&[]);
+    assert_eq!(t.http_get("/healthz").unwrap().0, 200);
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", t.grpc_port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut h = tonic_health::pb::health_client::HealthClient::new(channel);
+    let r = h
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "tollgate.v1.QuotaService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
