@@ -13,6 +13,7 @@
 //!   to the limits that apply to it.
 //! - [`check`]: the check request, the verdict, and the decision a proxy acts on.
 //! - [`headers`]: the IETF `RateLimit-*` and `Retry-After` headers of a decision.
+//! - [`rls`]: Envoy RLS v3 configs (envoyproxy/ratelimit YAML), descriptor matching and `replaces`.
 //! - [`error`]: validation errors.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -28,5 +29,6 @@ pub mod gcra;
 pub mod headers;
 pub mod plan;
 pub mod quota;
+pub mod rls;
 
 pub use error::CoreError;

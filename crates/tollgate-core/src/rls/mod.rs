@@ -9,14 +9,14 @@
 //!
 //! Module map:
 //! - [`config`]: the YAML format as serde types (unknown fields are errors).
-//! - [`unit`]: the units (`second` … `year`) and their translation into core limits.
+//! - [`unit`](mod@unit): the units (`second` … `year`) and their translation into core limits.
 //! - [`rule`]: a validated `rate_limit` block with its descriptor's flags.
 //! - [`domain`]: validation of one config into a matching tree, [`RlsDomain::from_config`].
 //! - [`matcher`]: the walk of a request descriptor through a domain to a [`MatchedRule`].
 //! - [`naming`]: counter names (safe inside a Redis key) and envoyproxy/ratelimit stats keys.
 //! - [`replaces`]: dropping rules that another matched rule replaces.
 //! - [`registry`]: domains by name, built from several files.
-//! - [`error`]: [`RlsConfigError`].
+//! - [`error`]: the errors, [`RlsConfigError`] with the path of what is wrong.
 //!
 //! Where tollgate differs from envoyproxy/ratelimit, on purpose:
 //! - second/minute/hour limits are GCRA throttles, so no client gets twice the limit across a
