@@ -108,6 +108,12 @@ pub struct RedisStore {
     timeout: Duration,
 }
 
+/// Picks rustls' crypto provider for `rediss://` connections. rustls refuses to guess when
+/// none is installed (it would panic on the first TLS handshake); installing twice is a no-op.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn pool_config(size: usize, timeout: Duration) -> deadpool_redis::PoolConfig {
     let mut pc = deadpool_redis::PoolConfig::new(size.max(1));
     pc.timeouts.wait = Some(timeout);
@@ -130,6 +136,9 @@ impl RedisStore {
                     redact_url(u)
                 ))
             })?;
+        }
+        if config.urls.iter().any(|u| u.starts_with("rediss://")) {
+            install_tls_provider();
         }
         let pc = pool_config(config.pool_size, config.timeout);
         let rt = Some(deadpool_redis::Runtime::Tokio1);
