@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`cli`]: command line and environment (`tollgate serve`, `tollgate check-config`).
 //! - [`config`]: the YAML file of plans and keys, validated into a core catalog.
+//! - [`deny_cache`]: answers checks of keys known to be over a limit without a store call.
 //! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
 //! - [`http`]: axum routes (`/healthz`).
@@ -17,6 +18,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod deny_cache;
 pub mod grpc;
 pub mod http;
 pub mod limiter;

@@ -3,6 +3,7 @@
 //! only translates; no limit logic lives in an adapter.
 
 use crate::cli::FailureMode;
+use crate::deny_cache::DenyCache;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use tollgate_core::catalog::Catalog;
@@ -16,6 +17,7 @@ pub struct Limiter {
     store: Arc<dyn Store>,
     failure_mode: FailureMode,
     usage_retention_days: u32,
+    denials: DenyCache,
 }
 
 impl Limiter {
@@ -31,6 +33,7 @@ impl Limiter {
             store,
             failure_mode,
             usage_retention_days,
+            denials: DenyCache::new(),
         }
     }
 
@@ -39,9 +42,16 @@ impl Limiter {
         self.catalog.load_full()
     }
 
-    /// Replaces the catalog; checks already running finish on the old one.
+    /// Replaces the catalog; checks already running finish on the old one. Cached denials
+    /// are dropped, since a plan or key change may lift them.
     pub fn set_catalog(&self, catalog: Catalog) {
         self.catalog.store(Arc::new(catalog));
+        self.denials.clear();
+    }
+
+    /// Drops cached denials (an operator changed a quota outside the catalog).
+    pub fn forget_denials(&self) {
+        self.denials.clear();
     }
 
     /// The limit store.
@@ -58,8 +68,14 @@ impl Limiter {
                 Err(verdict) => return Decision::refused(verdict),
             }
         };
+        if let Some(outcome) = self.denials.get(&resolved.batch) {
+            return Decision::from_outcome(&resolved, &outcome);
+        }
         match self.store.check(&resolved.batch).await {
-            Ok(outcome) => Decision::from_outcome(&resolved, &outcome),
+            Ok(outcome) => {
+                self.denials.record(&resolved.batch, &outcome);
+                Decision::from_outcome(&resolved, &outcome)
+            }
             Err(e) => {
                 warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode");
                 let mut d = Decision::refused(match self.failure_mode {

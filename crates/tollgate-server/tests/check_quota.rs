@@ -115,29 +115,32 @@ async fn premium_throttle() {
     let cfg = seed_config();
     let t = Tollgate::start(&["--config", cfg.to_str().unwrap()]);
     let mut c = t.client().await;
-    let mut ok = 0;
-    for _ in 0..20 {
-        if check(&mut c, seed_request(PREMIUM_KEY)).await.verdict() == Verdict::Ok {
-            ok += 1;
-        }
-    }
-    assert!(ok >= 20, "burst of 20 passes, got {ok}");
-    let r = check(&mut c, seed_request(PREMIUM_KEY)).await;
-    if r.verdict() == Verdict::Ok {
-        // One interval (100 ms) may have passed during the burst; the next must be refused.
+    let started = Instant::now();
+    let mut ok = 0u64;
+    let refused = loop {
         let r = check(&mut c, seed_request(PREMIUM_KEY)).await;
-        assert_eq!(r.verdict(), Verdict::Throttled);
-    } else {
-        assert_eq!(r.verdict(), Verdict::Throttled);
-        assert_eq!(
-            (r.http_status, r.message.as_str()),
-            (429, "Too Many Requests")
-        );
-        assert_eq!(header(&r, "Retry-After"), Some("1"));
-        let th = r.throttle.unwrap();
-        assert_eq!((th.burst_limit, th.remaining), (20, 0));
-        assert!(th.retry_after_ms > 0 && th.retry_after_ms <= 100);
-    }
+        if r.verdict() != Verdict::Ok {
+            break r;
+        }
+        ok += 1;
+        assert!(ok <= 200, "never throttled");
+    };
+    // From idle the burst of 20 passes at once, plus one per 100 ms of the time it took.
+    let refill = (started.elapsed().as_millis() / 100) as u64;
+    assert!(
+        ok >= 20 && ok <= 20 + refill + 1,
+        "{ok} admitted in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.verdict(), Verdict::Throttled);
+    assert_eq!(
+        (refused.http_status, refused.message.as_str()),
+        (429, "Too Many Requests")
+    );
+    assert_eq!(header(&refused, "Retry-After"), Some("1"));
+    let th = refused.throttle.unwrap();
+    assert_eq!((th.burst_limit, th.remaining), (20, 0));
+    assert!(th.retry_after_ms > 0 && th.retry_after_ms <= 100);
     let del = tollgate_proto::v1::CheckQuotaRequest {
         method: "DELETE".into(),
         ..seed_request(PREMIUM_KEY)
@@ -323,5 +326,83 @@ async fn health_endpoints() {
     assert_eq!(
         r.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
+
+/// Redis calls made since the last `CONFIG RESETSTAT`, by command name.
+async fn redis_calls(
+    c: &mut redis::aio::MultiplexedConnection,
+) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(c)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|f| f.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_string(), calls))
+        })
+        .collect()
+}
+
+/// One Redis round trip per admitted check, and none for a key already known to be over
+/// its quota (the local deny cache) until its reset.
+#[tokio::test]
+async fn redis_calls_per_check() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = seed_config();
+    let t = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let mut c = t.client().await;
+    // Warm up: loads the script on the server (EVALSHA, NOSCRIPT, EVAL or SCRIPT LOAD) and
+    // fills the store's 8 connection slots (each checked out once, with a PING).
+    for _ in 0..10 {
+        check(&mut c, seed_request(PREMIUM_KEY)).await;
+    }
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            check(&mut c, seed_request(TEST_KEY)).await.verdict(),
+            Verdict::Ok
+        );
+    }
+    for _ in 0..100 {
+        let r = check(&mut c, seed_request(TEST_KEY)).await;
+        assert_eq!(r.verdict(), Verdict::QuotaExceeded);
+        assert!(header(&r, "Retry-After").is_some());
+    }
+    let calls = redis_calls(&mut raw).await;
+    // commandstats also counts the commands a script runs; those are not round trips.
+    let inside_script = [
+        "time", "get", "set", "hmget", "hset", "expire", "expireat", "hincrby", "hkeys", "hdel",
+    ];
+    let round_trips: u64 = calls
+        .iter()
+        .filter(|(k, _)| !inside_script.contains(&k.as_str()) && k.as_str() != "config|resetstat")
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(calls.get("evalsha"), Some(&6), "{calls:?}");
+    assert_eq!(
+        round_trips, 6,
+        "5 admitted + 1 denial learnt, then none: {calls:?}"
     );
 }

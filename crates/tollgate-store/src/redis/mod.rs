@@ -8,10 +8,12 @@
 
 use crate::keys;
 use crate::{Store, StoreError};
+use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use redis::Script;
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind, LimitStatus, QUOTA_RETENTION_S};
 
@@ -103,8 +105,16 @@ enum Pool {
 }
 
 /// Limit state in Redis.
+///
+/// Why not `pool.get()` per call: deadpool-redis checks a connection on every checkout
+/// with `UNWATCH` + `PING`, a second round trip per check. Connections here are multiplexed
+/// (many concurrent calls pipelined on one socket), so the store keeps `pool_size` of them in
+/// slots, hands out cheap clones round-robin, and goes back to the pool (which creates and
+/// health-checks connections) only to fill a slot that is empty or whose connection failed.
 pub struct RedisStore {
     pool: Pool,
+    slots: Vec<ArcSwapOption<Conn>>,
+    next: AtomicUsize,
     timeout: Duration,
 }
 
@@ -171,7 +181,20 @@ impl RedisStore {
         };
         Ok(RedisStore {
             pool,
+            slots: (0..config.pool_size.max(1))
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
+            next: AtomicUsize::new(0),
             timeout: config.timeout,
+        })
+    }
+
+    /// A new (or pooled and health-checked) connection from deadpool.
+    async fn checkout(&self) -> Result<Conn, StoreError> {
+        Ok(match &self.pool {
+            Pool::Standalone(p) => Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
+            Pool::Cluster(p) => Conn::Cluster((*p.get().await.map_err(pool_error)?).clone()),
+            Pool::Sentinel(p) => Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
         })
     }
 
@@ -179,25 +202,40 @@ impl RedisStore {
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, redis::RedisError>,
     {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let work = async {
-            let mut conn = match &self.pool {
-                Pool::Standalone(p) => Conn::Standalone(p.get().await.map_err(pool_error)?),
-                Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(pool_error)?),
-                Pool::Sentinel(p) => Conn::Sentinel(p.get().await.map_err(pool_error)?),
+            let mut conn = match slot.load_full() {
+                Some(c) => (*c).clone(),
+                None => {
+                    let c = self.checkout().await?;
+                    slot.store(Some(Arc::new(c.clone())));
+                    c
+                }
             };
-            f(&mut conn).await.map_err(StoreError::from)
+            f(&mut conn).await.map_err(|e| {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    slot.store(None);
+                }
+                StoreError::from(e)
+            })
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout.as_millis() as u64))?
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => {
+                // A hung connection would hold up every call multiplexed on it: replace it.
+                slot.store(None);
+                Err(StoreError::Timeout(self.timeout.as_millis() as u64))
+            }
+        }
     }
 }
 
-/// A pooled connection of any topology, so one code path serves all three.
+/// A multiplexed connection of any topology, so one code path serves all three. Cloning
+/// shares the socket.
+#[derive(Clone)]
 enum Conn {
-    Standalone(deadpool_redis::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
-    Sentinel(deadpool_redis::sentinel::Connection),
+    Multiplexed(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl redis::aio::ConnectionLike for Conn {
@@ -206,9 +244,8 @@ impl redis::aio::ConnectionLike for Conn {
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
         match self {
-            Conn::Standalone(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -219,17 +256,15 @@ impl redis::aio::ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         match self {
-            Conn::Standalone(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Standalone(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
