@@ -1,9 +1,15 @@
-//! The HTTP server: `/healthz` for load balancers and orchestrators.
+//! The HTTP server: `/healthz` for load balancers and orchestrators, and the HTTP checks
+//! for proxies other than Envoy: `POST /v1/check` ([`check`]) and `/v1/auth` for nginx
+//! `auth_request` ([`auth_request`]).
+
+pub mod auth_request;
+pub mod check;
 
 use crate::limiter::Limiter;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -13,6 +19,11 @@ use tokio::net::TcpListener;
 pub fn router(limiter: Arc<Limiter>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/v1/check",
+            post(check::handler).layer(DefaultBodyLimit::max(check::MAX_BODY_BYTES)),
+        )
+        .route("/v1/auth", any(auth_request::handler))
         .with_state(limiter)
 }
 

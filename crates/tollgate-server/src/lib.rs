@@ -7,7 +7,7 @@
 //! - [`deny_cache`]: answers checks of keys known to be over a limit without a store call.
 //! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
-//! - [`http`]: axum routes (`/healthz`).
+//! - [`http`]: axum routes (`/healthz`, `POST /v1/check`, `/v1/auth` for nginx).
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
 //! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
 //! - [`telemetry`]: logging set-up.
