@@ -68,7 +68,12 @@ async fn auth_policies() {
     assert_eq!(r.status, 401);
     assert_eq!(r.header("x-amzn-ErrorType"), Some("UnauthorizedException"));
     assert!(r.message().contains("Bearer"), "{}", r.body);
-    let r = t.http("GET", "/usageplans", &[("Authorization", "Bearer wrong")], "");
+    let r = t.http(
+        "GET",
+        "/usageplans",
+        &[("Authorization", "Bearer wrong")],
+        "",
+    );
     assert_eq!(r.status, 401);
     assert_eq!(t.admin("GET", "/usageplans", "").status, 200);
     // A SigV4 header on a server without an access key pair is refused.
@@ -168,22 +173,52 @@ async fn validation_errors_of_every_endpoint() {
             _ => "ConflictException",
         };
         assert_eq!(r.header("x-amzn-ErrorType"), Some(kind), "{method} {path}");
-        assert!(r.message().contains(want), "{method} {path} {body}: `{}` lacks `{want}`", r.message());
+        assert!(
+            r.message().contains(want),
+            "{method} {path} {body}: `{}` lacks `{want}`",
+            r.message()
+        );
     }
     // A key already in another plan of the same API stage: 409, both through the plan's
     // keys and through adding the stage to a plan that holds the key.
-    let other = t.admin("POST", "/usageplans", &plan_body("other", 9)).json();
+    let other = t
+        .admin("POST", "/usageplans", &plan_body("other", 9))
+        .json();
     let other_id = other["id"].as_str().unwrap();
-    let r = t.admin("POST", &format!("/usageplans/{other_id}/keys"), &json!({"keyId": kid, "keyType": "API_KEY"}).to_string());
+    let r = t.admin(
+        "POST",
+        &format!("/usageplans/{other_id}/keys"),
+        &json!({"keyId": kid, "keyType": "API_KEY"}).to_string(),
+    );
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(r.message().contains("share stage calc:prod"), "{}", r.body);
-    let bare = t.admin("POST", "/usageplans", &json!({"name": "bare"}).to_string()).json();
+    let bare = t
+        .admin("POST", "/usageplans", &json!({"name": "bare"}).to_string())
+        .json();
     let bare_id = bare["id"].as_str().unwrap();
-    assert_eq!(t.admin("POST", &format!("/usageplans/{bare_id}/keys"), &json!({"keyId": kid, "keyType": "API_KEY"}).to_string()).status, 201);
-    let r = t.admin("PATCH", &format!("/usageplans/{bare_id}"), &json!({"patchOperations": [{"op": "add", "path": "/apiStages", "value": "calc:prod"}]}).to_string());
+    assert_eq!(
+        t.admin(
+            "POST",
+            &format!("/usageplans/{bare_id}/keys"),
+            &json!({"keyId": kid, "keyType": "API_KEY"}).to_string()
+        )
+        .status,
+        201
+    );
+    let r = t.admin(
+        "PATCH",
+        &format!("/usageplans/{bare_id}"),
+        &json!({"patchOperations": [{"op": "add", "path": "/apiStages", "value": "calc:prod"}]})
+            .to_string(),
+    );
     assert_eq!(r.status, 409, "{}", r.body);
     // UpdateUsage on a plan without a quota.
-    let r = t.admin("PATCH", &format!("/usageplans/{bare_id}/keys/{kid}/usage"), &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]}).to_string());
+    let r = t.admin(
+        "PATCH",
+        &format!("/usageplans/{bare_id}/keys/{kid}/usage"),
+        &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]})
+            .to_string(),
+    );
     assert_eq!(r.status, 400);
     assert!(r.message().contains("has no quota"), "{}", r.body);
     assert!(!t.log().contains("panicked"), "{}", t.log());
@@ -208,34 +243,98 @@ async fn crud_flow_is_enforced() {
         {"op": "replace", "path": "/name", "value": "renamed"}]}).to_string());
     assert_eq!(r.status, 200, "{}", r.body);
     let plan = r.json();
-    assert_eq!((plan["name"].as_str(), plan["quota"]["limit"].as_i64()), (Some("renamed"), Some(3)));
-    assert_eq!(plan["apiStages"][0]["throttle"]["/slow/GET"]["burstLimit"], 1);
-    assert_eq!(verdict(&t, value).await, Verdict::Ok, "the raised limit applies at once");
+    assert_eq!(
+        (plan["name"].as_str(), plan["quota"]["limit"].as_i64()),
+        (Some("renamed"), Some(3))
+    );
+    assert_eq!(
+        plan["apiStages"][0]["throttle"]["/slow/GET"]["burstLimit"],
+        1
+    );
+    assert_eq!(
+        verdict(&t, value).await,
+        Verdict::Ok,
+        "the raised limit applies at once"
+    );
     let got = t.admin("GET", &format!("/usageplans/{pid}"), "").json();
     assert_eq!(got, plan);
-    assert_eq!(t.admin("GET", &format!("/usageplans?keyId={kid}"), "").json()["item"][0]["id"], pid.as_str());
-    assert_eq!(t.admin("GET", "/usageplans?keyId=nope", "").json()["item"], json!([]));
-    let r = t.admin("PATCH", &format!("/apikeys/{kid}"), &json!({"patchOperations": [
+    assert_eq!(
+        t.admin("GET", &format!("/usageplans?keyId={kid}"), "")
+            .json()["item"][0]["id"],
+        pid.as_str()
+    );
+    assert_eq!(
+        t.admin("GET", "/usageplans?keyId=nope", "").json()["item"],
+        json!([])
+    );
+    let r = t.admin(
+        "PATCH",
+        &format!("/apikeys/{kid}"),
+        &json!({"patchOperations": [
         {"op": "replace", "path": "/enabled", "value": "false"},
-        {"op": "replace", "path": "/description", "value": "off"}]}).to_string());
+        {"op": "replace", "path": "/description", "value": "off"}]})
+        .to_string(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!((r.json()["enabled"].as_bool(), r.json().get("value")), (Some(false), None));
+    assert_eq!(
+        (r.json()["enabled"].as_bool(), r.json().get("value")),
+        (Some(false), None)
+    );
     assert_eq!(verdict(&t, value).await, Verdict::KeyDisabled);
-    t.admin("PATCH", &format!("/apikeys/{kid}"), &json!({"patchOperations": [{"op": "replace", "path": "/enabled", "value": "true"}]}).to_string());
-    let keys = t.admin("GET", &format!("/usageplans/{pid}/keys"), "").json();
-    assert_eq!((keys["item"][0]["id"].as_str(), keys["item"][0]["type"].as_str()), (Some(kid.as_str()), Some("API_KEY")));
-    assert_eq!(t.admin("GET", &format!("/usageplans/{pid}/keys/{kid}"), "").status, 200);
-    assert_eq!(t.admin("DELETE", &format!("/usageplans/{pid}/keys/{kid}"), "").status, 202);
+    t.admin(
+        "PATCH",
+        &format!("/apikeys/{kid}"),
+        &json!({"patchOperations": [{"op": "replace", "path": "/enabled", "value": "true"}]})
+            .to_string(),
+    );
+    let keys = t
+        .admin("GET", &format!("/usageplans/{pid}/keys"), "")
+        .json();
+    assert_eq!(
+        (
+            keys["item"][0]["id"].as_str(),
+            keys["item"][0]["type"].as_str()
+        ),
+        (Some(kid.as_str()), Some("API_KEY"))
+    );
+    assert_eq!(
+        t.admin("GET", &format!("/usageplans/{pid}/keys/{kid}"), "")
+            .status,
+        200
+    );
+    assert_eq!(
+        t.admin("DELETE", &format!("/usageplans/{pid}/keys/{kid}"), "")
+            .status,
+        202
+    );
     assert_eq!(verdict(&t, value).await, Verdict::KeyNotSubscribed);
-    assert_eq!(t.admin("DELETE", &format!("/apikeys/{kid}"), "").status, 202);
+    assert_eq!(
+        t.admin("DELETE", &format!("/apikeys/{kid}"), "").status,
+        202
+    );
     assert_eq!(verdict(&t, value).await, Verdict::KeyInvalid);
-    assert_eq!(t.admin("DELETE", &format!("/usageplans/{pid}"), "").status, 202);
+    assert_eq!(
+        t.admin("DELETE", &format!("/usageplans/{pid}"), "").status,
+        202
+    );
     // Pagination over five keys, two at a time.
     for i in 0..5 {
-        let r = t.admin("POST", "/apikeys", &json!({"name": format!("page{i}")}).to_string());
+        let r = t.admin(
+            "POST",
+            "/apikeys",
+            &json!({"name": format!("page{i}")}).to_string(),
+        );
         assert_eq!(r.status, 201);
-        assert_eq!(r.json()["value"].as_str().map(str::len), Some(40), "generated value");
-        assert_eq!(r.json()["enabled"], false, "disabled unless asked, as in AWS");
+        assert_eq!(
+            r.json()["value"].as_str().map(str::len),
+            Some(40),
+            "generated value"
+        );
+        assert_eq!(
+            r.json()["enabled"],
+            false,
+            "disabled unless asked, as in AWS"
+        );
     }
     let (mut seen, mut position) = (Vec::new(), None::<String>);
     loop {
@@ -246,7 +345,11 @@ async fn crud_flow_is_enforced() {
         let page = t.admin("GET", &path, "").json();
         let items = page["item"].as_array().unwrap();
         assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|k| k["name"].as_str().unwrap().to_string()));
+        seen.extend(
+            items
+                .iter()
+                .map(|k| k["name"].as_str().unwrap().to_string()),
+        );
         match page["position"].as_str() {
             Some(p) => position = Some(p.to_string()),
             None => break,
@@ -254,7 +357,13 @@ async fn crud_flow_is_enforced() {
     }
     seen.sort();
     assert_eq!(seen, ["page0", "page1", "page2", "page3", "page4"]);
-    assert_eq!(t.admin("GET", "/apikeys?name=page3", "").json()["item"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.admin("GET", "/apikeys?name=page3", "").json()["item"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(!t.log().contains(value), "a key value reached the log");
 }
 
@@ -277,35 +386,78 @@ async fn csv_import_with_and_without_failonwarnings() {
         t.http(
             "POST",
             &format!("/apikeys?mode=import&format=csv&failonwarnings={fail}"),
-            &[("Authorization", &format!("Bearer {ADMIN_TOKEN}")), ("Content-Type", "text/csv")],
+            &[
+                ("Authorization", &format!("Bearer {ADMIN_TOKEN}")),
+                ("Content-Type", "text/csv"),
+            ],
             &csv,
         )
     };
-    let before = t.admin("GET", "/apikeys", "").json()["item"].as_array().unwrap().len();
+    let before = t.admin("GET", "/apikeys", "").json()["item"]
+        .as_array()
+        .unwrap()
+        .len();
     let r = import(true);
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.header("x-amzn-ErrorType"), Some("BadRequestException"));
     for line in ["line 3", "line 4", "line 5", "line 6"] {
         assert!(r.message().contains(line), "{} lacks {line}", r.message());
     }
-    assert!(!r.body.contains("existing-key-0123456789"), "values are not echoed");
-    assert_eq!(t.admin("GET", "/apikeys", "").json()["item"].as_array().unwrap().len(), before, "nothing imported");
+    assert!(
+        !r.body.contains("existing-key-0123456789"),
+        "values are not echoed"
+    );
+    assert_eq!(
+        t.admin("GET", "/apikeys", "").json()["item"]
+            .as_array()
+            .unwrap()
+            .len(),
+        before,
+        "nothing imported"
+    );
     let r = import(false);
     assert_eq!(r.status, 201, "{}", r.body);
     let body = r.json();
     assert_eq!(body["ids"].as_array().unwrap().len(), 2, "{body}");
-    let warnings: Vec<&str> = body["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    let warnings: Vec<&str> = body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
     assert_eq!(warnings.len(), 4, "{warnings:?}");
-    assert!(warnings[0].starts_with("line 3") && warnings[0].contains("20 to 128"), "{warnings:?}");
-    assert!(warnings[1].contains("unknown usage plan `nope`"), "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("line 3") && warnings[0].contains("20 to 128"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("unknown usage plan `nope`"),
+        "{warnings:?}"
+    );
     assert!(warnings[2].contains("exists already"), "{warnings:?}");
-    assert!(warnings[3].contains("Enabled must be true or false"), "{warnings:?}");
+    assert!(
+        warnings[3].contains("Enabled must be true or false"),
+        "{warnings:?}"
+    );
     assert_eq!(verdict(&t, "imported-one-0123456789").await, Verdict::Ok);
-    assert_eq!(verdict(&t, "imported-six-0123456789").await, Verdict::KeyDisabled);
-    let r = t.http("POST", "/apikeys?mode=import&format=csv", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], "Name,Secret\nx,y\n");
+    assert_eq!(
+        verdict(&t, "imported-six-0123456789").await,
+        Verdict::KeyDisabled
+    );
+    let r = t.http(
+        "POST",
+        "/apikeys?mode=import&format=csv",
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        "Name,Secret\nx,y\n",
+    );
     assert_eq!(r.status, 400);
     assert!(r.message().contains("unknown CSV column"), "{}", r.body);
-    let r = t.http("POST", "/apikeys?mode=import", &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))], "Key\nx\n");
+    let r = t.http(
+        "POST",
+        "/apikeys?mode=import",
+        &[("Authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        "Key\nx\n",
+    );
     assert!(r.message().contains("format is required"), "{}", r.body);
 }
 
@@ -316,29 +468,64 @@ async fn usage_update_usage_and_export() {
     let t = Tollgate::start_admin(&["--config", cfg.to_str().unwrap()], &[]);
     let mut c = t.client().await;
     for _ in 0..5 {
-        assert_eq!(check(&mut c, seed_request(TEST_KEY)).await.verdict(), Verdict::Ok);
+        assert_eq!(
+            check(&mut c, seed_request(TEST_KEY)).await.verdict(),
+            Verdict::Ok
+        );
     }
     let day = today();
     let q = format!("startDate={day}&endDate={day}");
-    let u = t.admin("GET", &format!("/usageplans/demo-usage-plan/usage?{q}"), "").json();
+    let u = t
+        .admin("GET", &format!("/usageplans/demo-usage-plan/usage?{q}"), "")
+        .json();
     assert_eq!(u["usagePlanId"], "demo-usage-plan");
     assert_eq!(u["values"]["testApikey"], json!([[5, 0]]), "{u}");
-    let r = t.admin("PATCH", "/usageplans/demo-usage-plan/keys/testApikey/usage",
-        &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "3"}]}).to_string());
+    let r = t.admin(
+        "PATCH",
+        "/usageplans/demo-usage-plan/keys/testApikey/usage",
+        &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "3"}]})
+            .to_string(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["values"]["testApikey"], json!([[5, 3]]));
     for i in 0..3 {
-        assert_eq!(check(&mut c, seed_request(TEST_KEY)).await.verdict(), Verdict::Ok, "granted call {i}");
+        assert_eq!(
+            check(&mut c, seed_request(TEST_KEY)).await.verdict(),
+            Verdict::Ok,
+            "granted call {i}"
+        );
     }
-    assert_eq!(check(&mut c, seed_request(TEST_KEY)).await.verdict(), Verdict::QuotaExceeded);
-    let json_export = t.admin("GET", &format!("/usageplans/demo-usage-plan/usage/export?{q}"), "").json();
+    assert_eq!(
+        check(&mut c, seed_request(TEST_KEY)).await.verdict(),
+        Verdict::QuotaExceeded
+    );
+    let json_export = t
+        .admin(
+            "GET",
+            &format!("/usageplans/demo-usage-plan/usage/export?{q}"),
+            "",
+        )
+        .json();
     assert_eq!(json_export["values"]["testApikey"], json!([[8, 0]]));
-    let r = t.admin("GET", &format!("/usageplans/demo-usage-plan/usage/export?{q}&format=csv"), "");
+    let r = t.admin(
+        "GET",
+        &format!("/usageplans/demo-usage-plan/usage/export?{q}&format=csv"),
+        "",
+    );
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
-    assert_eq!(r.body, format!("keyId,keyName,date,used,remaining\ntestApikey,testApikey,{day},8,0\n"));
+    assert_eq!(
+        r.body,
+        format!("keyId,keyName,date,used,remaining\ntestApikey,testApikey,{day},8,0\n")
+    );
     // A plan without usage yet reports zeros with the full quota remaining.
-    let u = t.admin("GET", &format!("/usageplans/premium-usage-plan/usage?{q}&keyId=premiumApikey"), "").json();
+    let u = t
+        .admin(
+            "GET",
+            &format!("/usageplans/premium-usage-plan/usage?{q}&keyId=premiumApikey"),
+            "",
+        )
+        .json();
     assert_eq!(u["values"]["premiumApikey"], json!([[0, 1_000_000]]));
 }
 
@@ -353,10 +540,18 @@ async fn two_instances_disable_key_within_one_second() {
     let (_, kid) = seed(&a, value, 1000);
     let deadline = Instant::now() + Duration::from_secs(1);
     while verdict(&b, value).await != Verdict::Ok {
-        assert!(Instant::now() < deadline, "B never saw the key created through A");
+        assert!(
+            Instant::now() < deadline,
+            "B never saw the key created through A"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let r = a.admin("PATCH", &format!("/apikeys/{kid}"), &json!({"patchOperations": [{"op": "replace", "path": "/enabled", "value": "false"}]}).to_string());
+    let r = a.admin(
+        "PATCH",
+        &format!("/apikeys/{kid}"),
+        &json!({"patchOperations": [{"op": "replace", "path": "/enabled", "value": "false"}]})
+            .to_string(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let disabled_at = Instant::now();
     loop {
@@ -365,7 +560,10 @@ async fn two_instances_disable_key_within_one_second() {
             break;
         }
         assert_eq!(v, Verdict::Ok);
-        assert!(disabled_at.elapsed() < Duration::from_secs(1), "B still admits the key after 1 s");
+        assert!(
+            disabled_at.elapsed() < Duration::from_secs(1),
+            "B still admits the key after 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let check_http = b.admin("GET", &format!("/apikeys/{kid}"), "").json();
@@ -385,12 +583,28 @@ async fn records_and_usage_survive_restart() {
     let plan_before = t.admin("GET", &format!("/usageplans/{pid}"), "").json();
     drop(t);
     let t = Tollgate::start_admin(&["--redis-url", &redis.url()], &[]);
-    assert_eq!(t.admin("GET", &format!("/usageplans/{pid}"), "").json(), plan_before);
-    assert_eq!(t.admin("GET", &format!("/apikeys/{kid}"), "").json()["name"], "k");
+    assert_eq!(
+        t.admin("GET", &format!("/usageplans/{pid}"), "").json(),
+        plan_before
+    );
+    assert_eq!(
+        t.admin("GET", &format!("/apikeys/{kid}"), "").json()["name"],
+        "k"
+    );
     let day = today();
-    let u = t.admin("GET", &format!("/usageplans/{pid}/usage?startDate={day}&endDate={day}"), "").json();
+    let u = t
+        .admin(
+            "GET",
+            &format!("/usageplans/{pid}/usage?startDate={day}&endDate={day}"),
+            "",
+        )
+        .json();
     assert_eq!(u["values"][kid.as_str()], json!([[2, 3]]), "{u}");
-    assert_eq!(verdict(&t, value).await, Verdict::Ok, "the key still works after the restart");
+    assert_eq!(
+        verdict(&t, value).await,
+        Verdict::Ok,
+        "the key still works after the restart"
+    );
 }
 
 /// `tollgate apply -f FILE` writes the file to the shared Redis idempotently; an instance
@@ -402,22 +616,52 @@ async fn apply_subcommand_is_idempotent() {
     let seed = seed_config();
     let apply = || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["apply", "-f", seed.to_str().unwrap(), "--redis-url", &redis.url()])
+            .args([
+                "apply",
+                "-f",
+                seed.to_str().unwrap(),
+                "--redis-url",
+                &redis.url(),
+            ])
             .env_remove("TOLLGATE_REDIS_URL")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let first = apply();
-    assert!(first.contains("usage plans: 2 created") && first.contains("API keys: 2 created"), "{first}");
+    assert!(
+        first.contains("usage plans: 2 created") && first.contains("API keys: 2 created"),
+        "{first}"
+    );
     assert!(first.contains("catalog version 1"), "{first}");
     let second = apply();
-    assert!(second.contains("0 created, 0 updated") && second.contains("catalog version 1"), "{second}");
-    let t = Tollgate::start_admin(&["--redis-url", &redis.url(), "--config", seed.to_str().unwrap()], &[]);
+    assert!(
+        second.contains("0 created, 0 updated") && second.contains("catalog version 1"),
+        "{second}"
+    );
+    let t = Tollgate::start_admin(
+        &[
+            "--redis-url",
+            &redis.url(),
+            "--config",
+            seed.to_str().unwrap(),
+        ],
+        &[],
+    );
     let mut c = t.client().await;
-    assert_eq!(check(&mut c, seed_request(TEST_KEY)).await.verdict(), Verdict::Ok);
-    assert!(apply().contains("catalog version 1"), "serve --config changed nothing");
+    assert_eq!(
+        check(&mut c, seed_request(TEST_KEY)).await.verdict(),
+        Verdict::Ok
+    );
+    assert!(
+        apply().contains("catalog version 1"),
+        "serve --config changed nothing"
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["apply", "-f", seed.to_str().unwrap()])
         .env_remove("TOLLGATE_REDIS_URL")
@@ -433,14 +677,22 @@ async fn apply_subcommand_is_idempotent() {
 async fn key_values_only_when_kept() {
     let kept = Tollgate::start_admin(&["--keep-key-values"], &[]);
     let (_, kid) = seed(&kept, "kept-value-0123456789ab", 5);
-    let k = kept.admin("GET", &format!("/apikeys/{kid}?includeValue=true"), "").json();
+    let k = kept
+        .admin("GET", &format!("/apikeys/{kid}?includeValue=true"), "")
+        .json();
     assert_eq!(k["value"], "kept-value-0123456789ab");
-    assert!(kept.admin("GET", &format!("/apikeys/{kid}"), "").json().get("value").is_none());
+    assert!(kept
+        .admin("GET", &format!("/apikeys/{kid}"), "")
+        .json()
+        .get("value")
+        .is_none());
     let list = kept.admin("GET", "/apikeys?includeValues=true", "").json();
     assert_eq!(list["item"][0]["value"], "kept-value-0123456789ab");
     let not_kept = Tollgate::start_admin(&[], &[]);
     let (_, kid) = seed(&not_kept, "secret-value-0123456789ab", 5);
-    let k = not_kept.admin("GET", &format!("/apikeys/{kid}?includeValue=true"), "").json();
+    let k = not_kept
+        .admin("GET", &format!("/apikeys/{kid}?includeValue=true"), "")
+        .json();
     assert!(k.get("value").is_none(), "{k}");
     for t in [&kept, &not_kept] {
         let log = t.log();
@@ -456,7 +708,12 @@ async fn openapi_document_is_served() {
     assert_eq!(r.status, 200);
     let doc: Value = r.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/usageplans", "/apikeys", "/usageplans/{usageplanId}/usage", "/usageplans/{usageplanId}/keys/{keyId}/usage"] {
+    for p in [
+        "/usageplans",
+        "/apikeys",
+        "/usageplans/{usageplanId}/usage",
+        "/usageplans/{usageplanId}/keys/{keyId}/usage",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} missing");
     }
 }

@@ -8,10 +8,10 @@
 //! - [`model`]: AWS's wire shapes and their conversion to records.
 //! - [`request`]: JSON bodies, query parameters and pagination.
 //! - [`patch`]: PATCH operations on plans and keys.
-//! - [`plans`]: `/usageplans`.
-//! - [`keys`]: `/apikeys`.
+//! - [`plans`]: the `/usageplans` routes.
+//! - [`keys`]: the `/apikeys` routes.
 //! - [`import`]: `POST /apikeys?mode=import&format=csv`.
-//! - [`plan_keys`]: `/usageplans/{id}/keys`.
+//! - [`plan_keys`]: the `/usageplans/{id}/keys` routes.
 //! - [`usage`]: `/usageplans/{id}/usage`, its export, and UpdateUsage.
 //! - [`openapi`]: the OpenAPI document, generated from the handlers, at `/openapi.json`.
 //!

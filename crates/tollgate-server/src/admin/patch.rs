@@ -49,7 +49,7 @@ fn op_of(p: &PatchOperation, i: usize) -> Result<(Op, &str), AdminError> {
     Ok((op, path))
 }
 
-fn value<'a>(p: &'a PatchOperation, i: usize) -> Result<&'a str, AdminError> {
+fn value(p: &PatchOperation, i: usize) -> Result<&str, AdminError> {
     p.value.as_deref().ok_or_else(|| {
         AdminError::bad(format!(
             "patchOperations[{i}].value is required for {}",
@@ -236,9 +236,11 @@ pub fn patch_key(key: &mut KeyRecord, ops: &[PatchOperation]) -> Result<(), Admi
                 key.key.enabled = match v.to_ascii_lowercase().as_str() {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(AdminError::bad(format!(
+                    _ => {
+                        return Err(AdminError::bad(format!(
                         "patchOperations[{i}].value for /enabled must be true or false, got `{v}`"
-                    ))),
+                    )))
+                    }
                 };
             }
             (Op::Replace, "/customerId") => key.key.customer_id = p.value.clone(),

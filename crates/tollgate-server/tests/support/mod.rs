@@ -199,7 +199,10 @@ impl HttpResponse {
 
     /// The AWS error message of an error answer.
     pub fn message(&self) -> String {
-        self.json()["message"].as_str().unwrap_or_default().to_string()
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -212,7 +215,13 @@ impl Tollgate {
     }
 
     /// One HTTP/1.0 request with `headers` and `body`; the server closes the connection.
-    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HttpResponse {
         let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect HTTP");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut req = format!(
@@ -253,7 +262,10 @@ impl Tollgate {
         self.http(
             method,
             path,
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
             body,
         )
     }
