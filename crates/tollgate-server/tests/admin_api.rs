@@ -518,6 +518,23 @@ async fn usage_update_usage_and_export() {
         r.body,
         format!("keyId,keyName,date,used,remaining\ntestApikey,testApikey,{day},8,0\n")
     );
+    // Days long past or far ahead are answered from a bounded read: no use, full quota.
+    let u = t
+        .admin(
+            "GET",
+            "/usageplans/demo-usage-plan/usage?startDate=0001-01-01&endDate=0001-01-02",
+            "",
+        )
+        .json();
+    assert_eq!(u["values"]["testApikey"], json!([[0, 5], [0, 5]]), "{u}");
+    let u = t
+        .admin(
+            "GET",
+            "/usageplans/demo-usage-plan/usage?startDate=9999-12-30&endDate=9999-12-31",
+            "",
+        )
+        .json();
+    assert_eq!(u["values"]["testApikey"], json!([[0, 5], [0, 5]]), "{u}");
     // A plan without usage yet reports zeros with the full quota remaining.
     let u = t
         .admin(

@@ -92,12 +92,23 @@ pub async fn key_usage(
     let now_s = outcome.now_us.div_euclid(1_000_000);
     let today = now_s.div_euclid(SECONDS_PER_DAY);
     let current = window(q.period, now_s);
-    // Fetch from the start of the first day's period, so cumulative use is known.
+    // Fetch from the start of the first day's period, so cumulative use is known, and up
+    // to today only if the range reaches into the current period (whose remaining is
+    // counted back from today). Either way the span stays within the range plus a period.
     let from = window(q.period, start * SECONDS_PER_DAY).start_s / SECONDS_PER_DAY;
-    let to = end.max(today);
+    let to = if end >= current.start_s / SECONDS_PER_DAY {
+        end.max(today)
+    } else {
+        end
+    };
     let days: Vec<String> = (from..=to).map(day_id).collect();
     let used = store.daily_usage(&tag, &days).await?;
-    let used_on = |d: i64| used.get((d - from) as usize).copied().unwrap_or(0) as i64;
+    let used_on = |d: i64| {
+        usize::try_from(d - from)
+            .ok()
+            .and_then(|i| used.get(i))
+            .map_or(0, |u| *u as i64)
+    };
     let mut out = Vec::with_capacity((end - start + 1) as usize);
     for d in start..=end {
         let w = window(q.period, d * SECONDS_PER_DAY);
