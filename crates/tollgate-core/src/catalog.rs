@@ -12,6 +12,14 @@ use crate::CoreError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Name of a plan's quota state within its batch tag (see [`batch_tag`]).
+pub const QUOTA_LIMIT_NAME: &str = "q";
+
+/// The hash tag under which the limit state of key `key_id` in plan `plan_id` is kept.
+pub fn batch_tag(plan_id: &str, key_id: &str) -> String {
+    format!("{plan_id}:{key_id}")
+}
+
 /// Plans, keys and which key is in which plan.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
@@ -231,7 +239,7 @@ impl Catalog {
                 index: limits.len(),
             });
             limits.push(Limit {
-                name: "q".to_string(),
+                name: QUOTA_LIMIT_NAME.to_string(),
                 kind: LimitKind::Quota(q),
             });
         }
@@ -239,7 +247,7 @@ impl Catalog {
             plan_id: plan.id.clone(),
             key_id: key.id.clone(),
             batch: LimitBatch {
-                tag: format!("{}:{}", plan.id, key.id),
+                tag: batch_tag(&plan.id, &key.id),
                 limits,
                 cost: req.cost,
                 usage_retention_days,

@@ -1,9 +1,11 @@
 //! Wiring: build the store, the catalog and the limiter from the settings, bind both
 //! servers, and run them until the shutdown future resolves.
 
+use crate::admin::{self, AdminState};
+use crate::catalog_sync::CatalogSync;
 use crate::cli::ServeSettings;
 use crate::limiter::Limiter;
-use crate::{config, grpc, http};
+use crate::{bootstrap, config, grpc, http};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
@@ -11,13 +13,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_core::catalog::Catalog;
-use tollgate_store::{MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
+use tollgate_store::{CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
 use tracing::{info, warn};
 
 /// Builds the limit store the settings ask for.
 pub fn build_store(s: &ServeSettings) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(build_stores(s)?.0)
+}
+
+/// Builds the limit store and the record store the settings ask for: one backend, seen
+/// through both traits.
+pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn CatalogStore>)> {
     let Some(urls) = s.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
-        return Ok(Arc::new(MemoryStore::new()));
+        let store = Arc::new(MemoryStore::new());
+        return Ok((store.clone(), store));
     };
     let mode: RedisMode = s.redis_mode.parse()?;
     let mut cfg = RedisConfig::new(
@@ -30,7 +39,8 @@ pub fn build_store(s: &ServeSettings) -> anyhow::Result<Arc<dyn Store>> {
     cfg.sentinel_master = s.redis_sentinel_master.clone();
     cfg.pool_size = usize::from(s.redis_pool_size);
     cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
-    Ok(Arc::new(RedisStore::new(&cfg)?))
+    let store = Arc::new(RedisStore::new(&cfg)?);
+    Ok((store.clone(), store))
 }
 
 fn now_s() -> i64 {
@@ -48,7 +58,8 @@ pub async fn serve(
         Some(path) => config::load(path, now_s())?,
         None => Catalog::default(),
     };
-    let store = build_store(&settings)?;
+    let (store, records) = build_stores(&settings)?;
+    let admin_auth = admin::auth::AdminAuth::from_settings(&settings.admin)?;
     info!(
         backend = store.backend(),
         plans = catalog.plans().count(),
@@ -61,10 +72,29 @@ pub async fn serve(
     }
     let limiter = Arc::new(Limiter::new(
         catalog,
-        store,
+        store.clone(),
         settings.failure_mode,
         settings.usage_retention_days,
     ));
+    // The shared records replace the file's catalog once they are loaded.
+    let sync = Arc::new(CatalogSync::new(records, limiter.clone()));
+    bootstrap::at_start(
+        sync.clone(),
+        settings.config.clone(),
+        settings.admin.keep_key_values,
+    )
+    .await?;
+    if admin_auth.is_open() {
+        warn!("the management API is open to anyone (--admin-unauthenticated)");
+    } else if !admin_auth.has_credentials() {
+        info!("the management API is closed: no TOLLGATE_ADMIN_TOKEN or TOLLGATE_ADMIN_ACCESS_KEY_ID set");
+    }
+    let admin = admin::router(Arc::new(AdminState {
+        sync: sync.clone(),
+        store,
+        auth: admin_auth,
+        keep_key_values: settings.admin.keep_key_values,
+    }));
     let grpc_listener = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -84,7 +114,12 @@ pub async fn serve(
         tonic_health::server::health_reporter(),
         wait(rx.clone()),
     ));
-    let http_task = tokio::spawn(http::serve(http_listener, http::router(limiter), wait(rx)));
+    tokio::spawn(sync.run(wait(rx.clone())));
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http::router(limiter).merge(admin),
+        wait(rx),
+    ));
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);

@@ -33,6 +33,56 @@ pub enum Command {
         #[arg(long, short = 'c', env = "TOLLGATE_CONFIG", value_name = "FILE")]
         config: PathBuf,
     },
+    /// Apply a YAML file of usage plans and API keys to the shared Redis, idempotently;
+    /// running instances pick the change up within a second.
+    Apply(ApplyArgs),
+}
+
+/// Settings of `tollgate apply`.
+#[derive(Clone, Args)]
+pub struct ApplyArgs {
+    /// The YAML file of usage plans and API keys (the format of `serve --config`).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// The Redis the fleet shares (as for `serve`).
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_URL",
+        value_name = "URL[,URL...]",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// Redis topology.
+    #[arg(long, env = "TOLLGATE_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "cluster", "sentinel"])]
+    pub redis_mode: String,
+    /// Master name to ask the sentinels for (sentinel mode).
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_SENTINEL_MASTER",
+        default_value = "mymaster",
+        value_name = "NAME"
+    )]
+    pub redis_sentinel_master: String,
+    /// Bound on one Redis call, in milliseconds.
+    #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS", default_value_t = 2_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+    /// Store key values too (see `serve --keep-key-values`).
+    #[arg(long, env = "TOLLGATE_KEEP_KEY_VALUES")]
+    pub keep_key_values: bool,
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+// The Redis URL may hold a password.
+impl fmt::Debug for ApplyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplyArgs")
+            .field("file", &self.file)
+            .field("redis_mode", &self.redis_mode)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What to do when the limit store cannot be reached.
@@ -99,6 +149,9 @@ pub struct ServeSettings {
     /// Days to keep per-day usage of each key for usage reports.
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3660))]
     pub usage_retention_days: u32,
+    /// Management API: credentials and key value policy.
+    #[command(flatten)]
+    pub admin: crate::admin::AdminSettings,
 }
 
 // The Redis URL may hold a password.
@@ -128,7 +181,7 @@ impl ServeSettings {
         let cli = Cli::parse_from(["tollgate", "serve"]);
         match cli.command {
             Command::Serve(s) => s,
-            Command::CheckConfig { .. } => unreachable!("parsed `serve`"),
+            _ => unreachable!("parsed `serve`"),
         }
     }
 }

@@ -44,7 +44,7 @@ pub enum ConfigError {
 }
 
 /// The file's top level.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
     /// Usage plans.
@@ -56,7 +56,7 @@ pub struct ConfigFile {
 }
 
 /// An API key as written in the file: with its value, which is hashed on load.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApiKeySpec {
     /// Id; defaults to the name.
@@ -107,7 +107,22 @@ pub fn load(path: &Path, now_s: i64) -> Result<Catalog, ConfigError> {
 
 /// Validates the YAML `text` of the file `path`.
 pub fn parse(path: &str, text: &str, now_s: i64) -> Result<Catalog, ConfigError> {
-    let file: ConfigFile = if text.trim().is_empty() {
+    build(path, parse_file(path, text)?, now_s)
+}
+
+/// Reads the file at `path` into its records, checking its shape but not its values.
+pub fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_file(&shown, &text)
+}
+
+/// Parses the YAML `text` of the file `path` into its records, checking its shape.
+pub fn parse_file(path: &str, text: &str) -> Result<ConfigFile, ConfigError> {
+    Ok(if text.trim().is_empty() {
         ConfigFile::default()
     } else {
         let de = serde_norway::Deserializer::from_str(text);
@@ -119,11 +134,11 @@ pub fn parse(path: &str, text: &str, now_s: i64) -> Result<Catalog, ConfigError>
             },
             message: e.into_inner().to_string(),
         })?
-    };
-    build(path, file, now_s)
+    })
 }
 
-fn build(path: &str, file: ConfigFile, now_s: i64) -> Result<Catalog, ConfigError> {
+/// Validates `file` (of `path`, for messages) into a catalog.
+pub fn build(path: &str, file: ConfigFile, now_s: i64) -> Result<Catalog, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_string(),
         message,

@@ -8,6 +8,9 @@
 //! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
 //! - [`http`]: axum routes (`/healthz`, `POST /v1/check`, `/v1/auth` for nginx).
+//! - [`admin`]: the management API (usage plans, API keys, usage), AWS API Gateway-shaped.
+//! - [`catalog_sync`]: keeps this instance's catalog in step with the shared records.
+//! - [`bootstrap`]: applies the YAML file to the shared records (`serve --config`, `apply`).
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
 //! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
 //! - [`telemetry`]: logging set-up.
@@ -15,7 +18,10 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod app;
+pub mod bootstrap;
+pub mod catalog_sync;
 pub mod cli;
 pub mod config;
 pub mod deny_cache;

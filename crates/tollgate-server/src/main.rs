@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 use tollgate_server::cli::{Cli, Command};
-use tollgate_server::{app, config, shutdown, telemetry};
+use tollgate_server::{app, bootstrap, config, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             config::check_file(&config).map(|summary| println!("{summary}"))
         }
+        Command::Apply(args) => bootstrap::apply_command(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

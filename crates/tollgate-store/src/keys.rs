@@ -10,6 +10,19 @@
 //! | `t:<api>:<stage>:/res/METHOD` | string | per-method throttle TAT      | at the TAT       |
 //! | `q`             | hash   | `p` period id, `n` units used                | period end + 1 d |
 //! | `u`             | hash   | `YYYYMMDD` → units admitted that day         | retention        |
+//!
+//! Control-plane records all share the one hash tag `{cat}`, so a commit that touches a plan,
+//! a key and a membership at once is one atomic script on Redis Cluster too:
+//!
+//! | key                 | type   | holds                                         |
+//! |---------------------|--------|-----------------------------------------------|
+//! | `tg:{cat}:v`        | string | catalog version, bumped by every commit       |
+//! | `tg:{cat}:plans`    | hash   | plan id → JSON record                         |
+//! | `tg:{cat}:keys`     | hash   | API key id → JSON record (value hash only)    |
+//! | `tg:{cat}:members`  | hash   | `<plan id>:<key id>` → `1`                    |
+//!
+//! Every commit publishes the new version on the channel `tg:{cat}:changed`. Ids hold no `:`
+//! (see `tollgate_core::plan::validate_id`), so a membership field splits unambiguously.
 
 /// Prefix of every key.
 pub const PREFIX: &str = "tg";
@@ -22,6 +35,48 @@ pub fn limit_key(tag: &str, name: &str) -> String {
 /// The key of the daily usage record under hash tag `tag`.
 pub fn usage_key(tag: &str) -> String {
     limit_key(tag, "u")
+}
+
+/// Hash tag of every control-plane record.
+const CATALOG_TAG: &str = "cat";
+
+fn catalog_key(name: &str) -> String {
+    format!("{PREFIX}:{{{CATALOG_TAG}}}:{name}")
+}
+
+/// The catalog version counter.
+pub fn catalog_version_key() -> String {
+    catalog_key("v")
+}
+
+/// The hash of usage plan records.
+pub fn catalog_plans_key() -> String {
+    catalog_key("plans")
+}
+
+/// The hash of API key records.
+pub fn catalog_keys_key() -> String {
+    catalog_key("keys")
+}
+
+/// The hash of plan memberships.
+pub fn catalog_members_key() -> String {
+    catalog_key("members")
+}
+
+/// The pub/sub channel every commit announces its new version on.
+pub fn catalog_channel() -> String {
+    catalog_key("changed")
+}
+
+/// The field of a membership in [`catalog_members_key`].
+pub fn member_field(plan_id: &str, key_id: &str) -> String {
+    format!("{plan_id}:{key_id}")
+}
+
+/// Splits a membership field back into `(plan id, key id)`.
+pub fn split_member_field(field: &str) -> Option<(&str, &str)> {
+    field.split_once(':')
 }
 
 #[cfg(test)]
@@ -37,5 +92,12 @@ mod tests {
             "tg:{p:k}:t:api:prod:/a/{id}/GET"
         );
         assert_eq!(usage_key("p:k"), "tg:{p:k}:u");
+        assert_eq!(catalog_version_key(), "tg:{cat}:v");
+        assert_eq!(catalog_plans_key(), "tg:{cat}:plans");
+        assert_eq!(catalog_keys_key(), "tg:{cat}:keys");
+        assert_eq!(catalog_members_key(), "tg:{cat}:members");
+        assert_eq!(catalog_channel(), "tg:{cat}:changed");
+        assert_eq!(member_field("p1", "k1"), "p1:k1");
+        assert_eq!(split_member_field("p1:k1"), Some(("p1", "k1")));
     }
 }

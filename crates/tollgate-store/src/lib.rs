@@ -3,6 +3,7 @@
 //!
 //! Module map:
 //! - [`store`]: the [`Store`] trait every backend implements.
+//! - [`catalog`]: control-plane records and the [`CatalogStore`] trait that keeps them.
 //! - [`error`]: [`StoreError`], which knows whether a retry makes sense.
 //! - [`keys`]: every Redis key name, built in one place around one hash tag.
 //! - [`memory`]: the in-process backend, the embedded default for a single instance.
@@ -11,13 +12,15 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod error;
 pub mod keys;
 pub mod memory;
 pub mod redis;
 pub mod store;
 
+pub use catalog::CatalogStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use redis::{RedisConfig, RedisMode, RedisStore};
-pub use store::Store;
+pub use store::{QuotaUpdate, Store};

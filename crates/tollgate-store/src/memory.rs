@@ -3,15 +3,22 @@
 //! It runs the reference evaluation ([`tollgate_core::batch::evaluate_batch`]) under one
 //! mutex, so it has exactly the semantics of the Redis script, with the machine clock in
 //! place of Redis `TIME`. State is lost when the process exits.
+//!
+//! Its control-plane records (the [`crate::CatalogStore`] side) are in [`catalog`].
+
+mod catalog;
 
 use crate::keys;
-use crate::{Store, StoreError};
+use crate::{QuotaUpdate, Store, StoreError};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tollgate_core::batch::QUOTA_RETENTION_S;
 use tollgate_core::batch::{evaluate_batch, BatchOutcome, LimitBatch, StateWrite, StoredValue};
-use tollgate_core::calendar::day_id;
+use tollgate_core::calendar::{day_id, window};
+use tollgate_core::catalog::QUOTA_LIMIT_NAME;
+use tollgate_core::quota::{state_with_remaining, QuotaLimit};
 
 /// How many writes pass between sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4_096;
@@ -35,6 +42,7 @@ impl MemoryState {
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<MemoryState>,
+    catalog: catalog::MemoryCatalog,
 }
 
 impl MemoryStore {
@@ -107,6 +115,39 @@ impl Store for MemoryStore {
             state.sweep(now_us);
         }
         Ok(eval.outcome)
+    }
+
+    async fn daily_usage(&self, tag: &str, days: &[String]) -> Result<Vec<u64>, StoreError> {
+        let recorded = self.usage_days(tag);
+        Ok(days
+            .iter()
+            .map(|d| recorded.get(d).copied().unwrap_or(0))
+            .collect())
+    }
+
+    async fn set_quota_remaining(
+        &self,
+        tag: &str,
+        quota: &QuotaLimit,
+        remaining: u64,
+    ) -> Result<QuotaUpdate, StoreError> {
+        let now_us = Self::now_us();
+        let now_s = now_us.div_euclid(1_000_000);
+        let current = window(quota.period, now_s);
+        let state = state_with_remaining(quota, now_s, remaining);
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.limits.insert(
+            keys::limit_key(tag, QUOTA_LIMIT_NAME),
+            (
+                StoredValue::Quota(state.clone()),
+                (current.end_s + QUOTA_RETENTION_S) * 1_000_000,
+            ),
+        );
+        Ok(QuotaUpdate {
+            state,
+            limit: quota.effective_limit(&current),
+            now_us,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

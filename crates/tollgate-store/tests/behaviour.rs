@@ -3,34 +3,45 @@
 //! The memory store runs the core's reference evaluation; the Redis store runs `check.lua`.
 //! Both must answer alike, which is what keeps the Lua twin from drifting.
 
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_core::apikey::{ApiKey, KeyHash};
 use tollgate_core::batch::{BatchOutcome, Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
+use tollgate_core::catalog::{batch_tag, QUOTA_LIMIT_NAME};
 use tollgate_core::gcra::GcraLimit;
+use tollgate_core::plan::{ApiStage, UsagePlan};
 use tollgate_core::quota::QuotaLimit;
-use tollgate_store::{MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
+use tollgate_store::catalog::{Change, Commit, KeyRecord, PlanRecord};
+use tollgate_store::{CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
 use tollgate_testkit::RedisServer;
 
 /// A store under test and whatever must live as long as it.
 struct Backend {
     store: Arc<dyn Store>,
+    catalog: Arc<dyn CatalogStore>,
     _server: Option<RedisServer>,
 }
 
 fn memory() -> Backend {
+    let store = Arc::new(MemoryStore::new());
     Backend {
-        store: Arc::new(MemoryStore::new()),
+        store: store.clone(),
+        catalog: store,
         _server: None,
     }
 }
 
 fn redis() -> Backend {
     let server = RedisServer::start().expect("start redis-server");
-    let store = RedisStore::new(&RedisConfig::new(RedisMode::Standalone, vec![server.url()]))
-        .expect("redis store");
+    let store = Arc::new(
+        RedisStore::new(&RedisConfig::new(RedisMode::Standalone, vec![server.url()]))
+            .expect("redis store"),
+    );
     Backend {
-        store: Arc::new(store),
+        store: store.clone(),
+        catalog: store,
         _server: Some(server),
     }
 }
@@ -263,6 +274,247 @@ async fn empty_batch(b: Backend) {
     );
 }
 
+fn today_id(now_us: i64) -> String {
+    tollgate_core::calendar::day_id(now_us.div_euclid(1_000_000))
+}
+
+/// Daily usage reads back the admitted units of today, and 0 for other days and tags.
+async fn daily_usage_reads_admitted_units(b: Backend) {
+    let req = batch("p:usage", vec![quota(3, QuotaPeriod::Day)], 2);
+    let o = check(&b, &req).await;
+    assert!(o.admitted);
+    assert!(!check(&b, &req).await.admitted, "2 + 2 > 3: not counted");
+    let today = today_id(o.now_us);
+    let days = vec!["20000101".to_string(), today.clone()];
+    assert_eq!(
+        b.store.daily_usage("p:usage", &days).await.unwrap(),
+        vec![0, 2]
+    );
+    assert_eq!(
+        b.store.daily_usage("p:other", &days).await.unwrap(),
+        vec![0, 0]
+    );
+    assert!(b
+        .store
+        .daily_usage("p:usage", &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Setting the remaining quota takes effect at once, within the limit and beyond it, and
+/// agrees with the core twin `state_with_remaining`.
+async fn set_remaining_quota(b: Backend) {
+    let q = QuotaLimit {
+        limit: 5,
+        period: QuotaPeriod::Day,
+        offset: 0,
+        anchor_s: 0,
+    };
+    let one = batch("p:grant", vec![quota(5, QuotaPeriod::Day)], 1);
+    for _ in 0..5 {
+        assert!(check(&b, &one).await.admitted);
+    }
+    assert!(!check(&b, &one).await.admitted);
+    let u = b.store.set_quota_remaining("p:grant", &q, 3).await.unwrap();
+    let twin = tollgate_core::quota::state_with_remaining(&q, u.now_us / 1_000_000, 3);
+    assert_eq!(u.state, twin);
+    assert_eq!((u.limit, u.state.used), (5, 2));
+    for i in 0..3 {
+        assert!(check(&b, &one).await.admitted, "granted call {i}");
+    }
+    assert!(!check(&b, &one).await.admitted);
+    // A grant beyond the limit is honoured in full.
+    let u = b.store.set_quota_remaining("p:grant", &q, 8).await.unwrap();
+    assert_eq!(u.state.used, -3);
+    let peek = check(&b, &batch("p:grant", vec![quota(5, QuotaPeriod::Day)], 0)).await;
+    assert_eq!(
+        peek.statuses[0].remaining, 8,
+        "remaining shows the whole grant"
+    );
+    let eight = batch("p:grant", vec![quota(5, QuotaPeriod::Day)], 8);
+    assert!(check(&b, &eight).await.admitted);
+    assert!(!check(&b, &one).await.admitted);
+    // Setting 0 stops a fresh key at once.
+    b.store.set_quota_remaining("p:fresh", &q, 0).await.unwrap();
+    assert!(
+        !check(&b, &batch("p:fresh", vec![quota(5, QuotaPeriod::Day)], 1))
+            .await
+            .admitted
+    );
+}
+
+/// The offset lowers the limit that a set remaining is measured against in the first period.
+async fn set_remaining_with_offset(b: Backend) {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let q = QuotaLimit {
+        limit: 10,
+        period: QuotaPeriod::Month,
+        offset: 4,
+        anchor_s: now_s,
+    };
+    let u = b.store.set_quota_remaining("p:off", &q, 1).await.unwrap();
+    assert_eq!((u.limit, u.state.used), (6, 5));
+    let req = LimitBatch {
+        tag: "p:off".into(),
+        limits: vec![Limit {
+            name: QUOTA_LIMIT_NAME.into(),
+            kind: LimitKind::Quota(q),
+        }],
+        cost: 1,
+        usage_retention_days: None,
+    };
+    assert!(check(&b, &req).await.admitted);
+    assert!(!check(&b, &req).await.admitted);
+}
+
+fn plan_record(id: &str, stage: &str) -> PlanRecord {
+    PlanRecord {
+        plan: UsagePlan {
+            id: id.into(),
+            name: id.into(),
+            description: None,
+            throttle: None,
+            quota: Some(tollgate_core::plan::Quota {
+                limit: 5,
+                period: QuotaPeriod::Day,
+                offset: 0,
+            }),
+            api_stages: vec![ApiStage {
+                api_id: "api".into(),
+                stage: stage.into(),
+                throttle: Default::default(),
+            }],
+            quota_start_s: 1,
+        },
+        tags: Default::default(),
+    }
+}
+
+fn key_record(id: &str) -> KeyRecord {
+    KeyRecord {
+        key: ApiKey {
+            id: id.into(),
+            name: id.into(),
+            description: Some("d".into()),
+            customer_id: None,
+            enabled: true,
+            value_hash: KeyHash::of(&format!("{id}-value-0123456789abcdef")),
+            tags: [("team".to_string(), "a".to_string())].into(),
+        },
+        value: None,
+        created_s: 10,
+        updated_s: 11,
+    }
+}
+
+/// Commits apply in order and bump the version by one; a reload returns exactly the records.
+async fn catalog_commit_and_load(b: Backend) {
+    let c = &b.catalog;
+    let empty = c.load_catalog().await.unwrap();
+    assert_eq!(empty.version, 0);
+    assert!(empty.plans.is_empty() && empty.keys.is_empty());
+    let changes = vec![
+        Change::PutPlan(plan_record("p1", "prod")),
+        Change::PutKey(key_record("k1")),
+        Change::AddMember {
+            plan_id: "p1".into(),
+            key_id: "k1".into(),
+        },
+    ];
+    assert_eq!(c.commit(0, &changes).await.unwrap(), Commit::Applied(1));
+    assert_eq!(c.catalog_version().await.unwrap(), 1);
+    let got = c.load_catalog().await.unwrap();
+    let mut want = empty.clone();
+    want.apply(&changes);
+    want.version = 1;
+    assert_eq!(got, want);
+    assert!(got.to_catalog().is_ok());
+    // An empty commit changes nothing and keeps the version.
+    assert_eq!(c.commit(1, &[]).await.unwrap(), Commit::Applied(1));
+    let removal = vec![
+        Change::RemoveMember {
+            plan_id: "p1".into(),
+            key_id: "k1".into(),
+        },
+        Change::DeleteKey("k1".into()),
+        Change::DeletePlan("p1".into()),
+    ];
+    assert_eq!(c.commit(1, &removal).await.unwrap(), Commit::Applied(2));
+    let got = c.load_catalog().await.unwrap();
+    assert!(got.plans.is_empty() && got.keys.is_empty() && got.members.is_empty());
+    assert_eq!(got.version, 2);
+}
+
+/// A commit validated against an old version is refused and writes nothing.
+async fn catalog_stale_commit_writes_nothing(b: Backend) {
+    let c = &b.catalog;
+    assert_eq!(
+        c.commit(0, &[Change::PutKey(key_record("k1"))])
+            .await
+            .unwrap(),
+        Commit::Applied(1)
+    );
+    assert_eq!(
+        c.commit(0, &[Change::PutKey(key_record("k2"))])
+            .await
+            .unwrap(),
+        Commit::Stale(1)
+    );
+    let got = c.load_catalog().await.unwrap();
+    assert_eq!(got.keys.keys().collect::<Vec<_>>(), vec!["k1"]);
+}
+
+/// Concurrent writers that re-read on a stale answer all land, each exactly once.
+async fn catalog_concurrent_commits(b: Backend) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let c = b.catalog.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let v = c.catalog_version().await.unwrap();
+                let k = key_record(&format!("k{i}"));
+                if let Commit::Applied(_) = c.commit(v, &[Change::PutKey(k)]).await.unwrap() {
+                    return;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let got = b.catalog.load_catalog().await.unwrap();
+    assert_eq!((got.version, got.keys.len()), (8, 8));
+}
+
+/// Subscribers hear of every applied commit, with its version.
+async fn catalog_subscribers_hear_commits(b: Backend) {
+    let mut changes = b.catalog.subscribe().await.unwrap();
+    assert_eq!(
+        b.catalog
+            .commit(0, &[Change::PutPlan(plan_record("p1", "prod"))])
+            .await
+            .unwrap(),
+        Commit::Applied(1)
+    );
+    let v = tokio::time::timeout(Duration::from_secs(2), changes.next())
+        .await
+        .expect("notified within 2 s");
+    assert_eq!(v, Some(1));
+}
+
+/// The tag a check writes under is the one usage and grants address.
+async fn usage_tag_matches_checks(b: Backend) {
+    let tag = batch_tag("plan-a", "key-a");
+    assert_eq!(tag, "plan-a:key-a");
+    let o = check(&b, &batch(&tag, vec![quota(9, QuotaPeriod::Week)], 1)).await;
+    let today = today_id(o.now_us);
+    assert_eq!(b.store.daily_usage(&tag, &[today]).await.unwrap(), vec![1]);
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -278,7 +530,11 @@ macro_rules! backend_tests {
 
 backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
-    concurrent_exactness, empty_batch);
+    concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
+    set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks);
 backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
-    concurrent_exactness, empty_batch);
+    concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
+    set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks);

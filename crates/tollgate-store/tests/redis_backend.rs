@@ -237,3 +237,53 @@ async fn hung_redis_times_out() {
     assert!(matches!(err, StoreError::Timeout(200)), "{err}");
     assert!(started.elapsed() < Duration::from_millis(600));
 }
+
+/// Control-plane records share one hash tag, so commits, snapshots and notifications work
+/// on a Cluster; so does setting a remaining quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_and_grants_on_redis_cluster() {
+    use futures_util::StreamExt;
+    use tollgate_store::catalog::{Change, Commit};
+    use tollgate_store::CatalogStore;
+    let cluster = RedisCluster::start(3).unwrap();
+    let store = RedisStore::new(&RedisConfig::new(RedisMode::Cluster, cluster.urls())).unwrap();
+    store.ping().await.unwrap();
+    let mut changes = store.subscribe().await.unwrap();
+    let plan = tollgate_core::plan::UsagePlan {
+        id: "p1".into(),
+        name: "p1".into(),
+        description: None,
+        throttle: None,
+        quota: None,
+        api_stages: vec![],
+        quota_start_s: 0,
+    };
+    let put = [
+        Change::PutPlan(tollgate_store::catalog::PlanRecord {
+            plan,
+            tags: Default::default(),
+        }),
+        Change::AddMember {
+            plan_id: "p1".into(),
+            key_id: "k1".into(),
+        },
+    ];
+    assert_eq!(store.commit(0, &put).await.unwrap(), Commit::Applied(1));
+    let got = store.load_catalog().await.unwrap();
+    assert_eq!((got.version, got.plans.len(), got.members.len()), (1, 1, 1));
+    let v = tokio::time::timeout(Duration::from_secs(2), changes.next()).await;
+    assert_eq!(v.unwrap(), Some(1));
+    let q = QuotaLimit {
+        limit: 5,
+        period: QuotaPeriod::Day,
+        offset: 0,
+        anchor_s: 0,
+    };
+    for k in 0..10 {
+        let tag = format!("p1:key{k}");
+        let u = store.set_quota_remaining(&tag, &q, 1).await.unwrap();
+        assert_eq!(u.state.used, 4);
+        assert!(store.check(&plan_batch(&tag, 1)).await.unwrap().admitted);
+        assert!(!store.check(&plan_batch(&tag, 1)).await.unwrap().admitted);
+    }
+}

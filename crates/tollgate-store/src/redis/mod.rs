@@ -5,9 +5,13 @@
 //! by its SHA, and the redis crate reloads it when a server answers `NOSCRIPT` (after a
 //! restart, a failover or `SCRIPT FLUSH`). Every call is bounded by a timeout so a hung
 //! Redis turns into a prompt, transient [`StoreError`].
+//!
+//! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule.
+
+mod catalog;
 
 use crate::keys;
-use crate::{Store, StoreError};
+use crate::{QuotaUpdate, Store, StoreError};
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use redis::Script;
@@ -16,10 +20,30 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind, LimitStatus, QUOTA_RETENTION_S};
+use tollgate_core::catalog::QUOTA_LIMIT_NAME;
+use tollgate_core::quota::{QuotaLimit, QuotaState};
 
 /// The check script; see its header for the KEYS/ARGV contract.
 pub static CHECK_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/check.lua")));
+
+/// The line of `check.lua` where its function block ends; scripts that reuse the calendar
+/// run with everything above it in front.
+const CHECK_BODY_MARKER: &str = "local time = redis.call('TIME')";
+
+/// The set-remaining script (AWS UpdateUsage) with `check.lua`'s calendar in front; see its
+/// header for the KEYS/ARGV contract.
+pub static SET_REMAINING_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    let check = include_str!("scripts/check.lua");
+    let functions = check.split(CHECK_BODY_MARKER).next().unwrap_or(check);
+    Script::new(&format!(
+        "{functions}\n{}",
+        include_str!("scripts/set_remaining.lua")
+    ))
+});
+
+/// Largest remaining quota an operator may set: Lua numbers are exact below 2^53.
+pub const MAX_REMAINING: u64 = 1 << 52;
 
 /// How tollgate reaches Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +140,8 @@ pub struct RedisStore {
     slots: Vec<ArcSwapOption<Conn>>,
     next: AtomicUsize,
     timeout: Duration,
+    mode: RedisMode,
+    urls: Vec<String>,
 }
 
 /// Picks rustls' crypto provider for `rediss://` connections. rustls refuses to guess when
@@ -186,6 +212,8 @@ impl RedisStore {
                 .collect(),
             next: AtomicUsize::new(0),
             timeout: config.timeout,
+            mode: config.mode,
+            urls: config.urls.clone(),
         })
     }
 
@@ -340,6 +368,48 @@ impl Store for RedisStore {
         let inv = check_invocation(batch);
         let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
         parse_check_reply(&reply, batch.limits.len())
+    }
+
+    async fn daily_usage(&self, tag: &str, days: &[String]) -> Result<Vec<u64>, StoreError> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(keys::usage_key(tag)).arg(days);
+        let got: Vec<Option<u64>> = self.run(async move |c| cmd.query_async(c).await).await?;
+        Ok(got.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn set_quota_remaining(
+        &self,
+        tag: &str,
+        quota: &QuotaLimit,
+        remaining: u64,
+    ) -> Result<QuotaUpdate, StoreError> {
+        let mut inv = SET_REMAINING_SCRIPT.prepare_invoke();
+        inv.key(keys::limit_key(tag, QUOTA_LIMIT_NAME))
+            .arg(quota.limit)
+            .arg(quota.period.code())
+            .arg(quota.offset)
+            .arg(quota.anchor_s)
+            .arg(remaining.min(MAX_REMAINING))
+            .arg(QUOTA_RETENTION_S);
+        let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+        let [used, limit, now_us] = reply[..] else {
+            return Err(StoreError::Protocol(format!(
+                "set_remaining script returned {} values, not 3",
+                reply.len()
+            )));
+        };
+        let now_s = now_us.div_euclid(1_000_000);
+        Ok(QuotaUpdate {
+            state: QuotaState {
+                period_id: tollgate_core::calendar::window(quota.period, now_s).id,
+                used,
+            },
+            limit: limit.max(0) as u64,
+            now_us,
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

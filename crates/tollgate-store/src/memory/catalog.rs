@@ -1,0 +1,86 @@
+//! Control-plane records of the in-process store: one lock around the records, so a commit's
+//! version check and its writes are one step, and a `watch` channel that tells every
+//! subscriber in this process about each new version.
+
+use super::MemoryStore;
+use crate::catalog::{CatalogRecords, CatalogStore, Change, ChangeStream, Commit};
+use crate::StoreError;
+use async_trait::async_trait;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+/// The records and the channel that announces their versions.
+pub(super) struct MemoryCatalog {
+    records: Mutex<CatalogRecords>,
+    changes: watch::Sender<u64>,
+}
+
+impl Default for MemoryCatalog {
+    fn default() -> Self {
+        MemoryCatalog {
+            records: Mutex::new(CatalogRecords::default()),
+            changes: watch::Sender::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl CatalogStore for MemoryStore {
+    async fn load_catalog(&self) -> Result<CatalogRecords, StoreError> {
+        // Writers replace the records only after building them, so a poisoned lock still
+        // holds a consistent value.
+        Ok(self
+            .catalog
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
+    }
+
+    async fn catalog_version(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .catalog
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .version)
+    }
+
+    async fn commit(
+        &self,
+        expected_version: u64,
+        changes: &[Change],
+    ) -> Result<Commit, StoreError> {
+        let mut records = self
+            .catalog
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if records.version != expected_version {
+            return Ok(Commit::Stale(records.version));
+        }
+        if changes.is_empty() {
+            return Ok(Commit::Applied(records.version));
+        }
+        let mut next = records.clone();
+        next.apply(changes);
+        next.version += 1;
+        let version = next.version;
+        *records = next;
+        drop(records);
+        self.catalog.changes.send_replace(version);
+        Ok(Commit::Applied(version))
+    }
+
+    async fn subscribe(&self) -> Result<ChangeStream, StoreError> {
+        let rx = self.catalog.changes.subscribe();
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move {
+                rx.changed().await.ok()?;
+                let v = *rx.borrow_and_update();
+                Some((v, rx))
+            },
+        )))
+    }
+}
