@@ -208,6 +208,8 @@ async fn exactly_the_quota_across_instances() {
     let cfg = temp_config(
         "usagePlans:\n  - id: exact\n    quota: {limit: 1000, period: MONTH}\n    apiStages: [{apiId: api, stage: prod}]\napiKeys:\n  - name: hot\n    value: hot-key-0123456789abcdef\n    usagePlanIds: [exact]\n",
     );
+    // The test is about exactness, not latency: a generous timeout keeps a starved CI
+    // machine (4 servers, 64 clients, 2 cores) from turning slowness into UNAVAILABLE.
     let instances: Vec<Tollgate> = (0..4)
         .map(|_| {
             Tollgate::start(&[
@@ -215,6 +217,8 @@ async fn exactly_the_quota_across_instances() {
                 &redis.url(),
                 "--config",
                 cfg.to_str().unwrap(),
+                "--redis-timeout-ms",
+                "5000",
             ])
         })
         .collect();
