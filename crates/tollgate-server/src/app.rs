@@ -3,7 +3,7 @@
 
 use crate::cli::ServeSettings;
 use crate::limiter::Limiter;
-use crate::{config, grpc, http};
+use crate::{config, grpc, http, rls_config};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
@@ -59,12 +59,26 @@ pub async fn serve(
         // Not fatal: the store may come up later; checks follow the failure mode meanwhile.
         warn!(error = %e, "limit store not reachable yet");
     }
-    let limiter = Arc::new(Limiter::new(
+    let limiter = Limiter::new(
         catalog,
         store,
         settings.failure_mode,
         settings.usage_retention_days,
-    ));
+    )
+    .with_rls_options(settings.rls_options());
+    // Envoy rate-limit domains: a broken directory stops the start, as there is nothing to
+    // keep; later it is watched, and a broken change keeps what was loaded.
+    let rls_watch = match &settings.rls_config {
+        Some(dir) => {
+            let (files, registry) = rls_config::load(dir)
+                .with_context(|| format!("rate-limit config directory {}", dir.display()))?;
+            rls_config::loaded(&registry, dir);
+            limiter.set_rls_registry(registry);
+            Some((dir.clone(), files))
+        }
+        None => None,
+    };
+    let limiter = Arc::new(limiter);
     let grpc_listener = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -78,9 +92,17 @@ pub async fn serve(
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    if let Some((dir, files)) = rls_watch {
+        let every = Duration::from_millis(settings.rls_reload_interval_ms);
+        let stop = wait(rx.clone());
+        tokio::spawn(rls_config::watch(dir, limiter.clone(), every, files, stop));
+    }
     let grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         limiter.clone(),
+        grpc::EnvoyOptions {
+            ext_authz_api_key_header: settings.ext_authz_api_key_header.clone(),
+        },
         tonic_health::server::health_reporter(),
         wait(rx.clone()),
     ));

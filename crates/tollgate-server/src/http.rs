@@ -1,4 +1,5 @@
-//! The HTTP server: `/healthz` for load balancers and orchestrators.
+//! The HTTP server: `/healthz` for load balancers and orchestrators, `/metrics` for
+//! Prometheus.
 
 use crate::limiter::Limiter;
 use axum::extract::State;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 pub fn router(limiter: Arc<Limiter>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::metrics::serve))
         .with_state(limiter)
 }
 

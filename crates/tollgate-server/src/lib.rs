@@ -5,8 +5,11 @@
 //! - [`cli`]: command line and environment (`tollgate serve`, `tollgate check-config`).
 //! - [`config`]: the YAML file of plans and keys, validated into a core catalog.
 //! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
-//! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
-//! - [`http`]: axum routes (`/healthz`).
+//! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, Envoy's rate-limit service and
+//!   ext_authz, health, reflection).
+//! - [`http`]: axum routes (`/healthz`, `/metrics`).
+//! - [`rls_config`]: the Envoy rate-limit config directory, loaded and hot-reloaded.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
 //! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
 //! - [`telemetry`]: logging set-up.
@@ -20,5 +23,7 @@ pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod limiter;
+pub mod metrics;
+pub mod rls_config;
 pub mod shutdown;
 pub mod telemetry;

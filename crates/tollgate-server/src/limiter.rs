@@ -1,13 +1,20 @@
 //! The limiter: resolve a check against the current catalog, evaluate it in the store, and
-//! turn the outcome into a decision. Every protocol adapter calls [`Limiter::check`] and
-//! only translates; no limit logic lives in an adapter.
+//! turn the outcome into a decision. Every protocol adapter calls [`Limiter::check`] (or,
+//! for Envoy's rate-limit service, [`Limiter::check_rls`]) and only translates; no limit
+//! logic lives in an adapter.
 
 use crate::cli::FailureMode;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use thiserror::Error;
+use tollgate_core::batch::MultiOutcome;
 use tollgate_core::catalog::Catalog;
 use tollgate_core::check::{CheckRequest, Decision, Verdict};
-use tollgate_store::Store;
+use tollgate_core::rls::check::{
+    self as rls_check, RlsDecision, RlsOptions, RlsRequest, RlsRequestError,
+};
+use tollgate_core::rls::RlsRegistry;
+use tollgate_store::{Store, StoreError};
 use tracing::warn;
 
 /// The shared limiter of one tollgate instance.
@@ -16,6 +23,20 @@ pub struct Limiter {
     store: Arc<dyn Store>,
     failure_mode: FailureMode,
     usage_retention_days: u32,
+    /// Envoy rate-limit domains in force, swapped whole on reload.
+    rls: ArcSwap<RlsRegistry>,
+    rls_options: RlsOptions,
+}
+
+/// Why an Envoy rate-limit request got no answer.
+#[derive(Debug, Error)]
+pub enum RlsCheckError {
+    /// The request is malformed.
+    #[error(transparent)]
+    Invalid(#[from] RlsRequestError),
+    /// The store is down and the failure mode is to refuse.
+    #[error(transparent)]
+    Unavailable(StoreError),
 }
 
 impl Limiter {
@@ -31,7 +52,32 @@ impl Limiter {
             store,
             failure_mode,
             usage_retention_days,
+            rls: ArcSwap::from_pointee(RlsRegistry::new()),
+            rls_options: RlsOptions {
+                usage_retention_days: Some(usage_retention_days),
+                ..RlsOptions::default()
+            },
         }
+    }
+
+    /// Sets how Envoy rate-limit requests are planned and answered; usage of API keys
+    /// checked that way is kept as long as for every other check.
+    pub fn with_rls_options(mut self, options: RlsOptions) -> Self {
+        self.rls_options = RlsOptions {
+            usage_retention_days: Some(self.usage_retention_days),
+            ..options
+        };
+        self
+    }
+
+    /// The Envoy rate-limit domains in force.
+    pub fn rls_registry(&self) -> Arc<RlsRegistry> {
+        self.rls.load_full()
+    }
+
+    /// Replaces the Envoy rate-limit domains; requests already running finish on the old ones.
+    pub fn set_rls_registry(&self, registry: RlsRegistry) {
+        self.rls.store(Arc::new(registry));
     }
 
     /// The catalog checks are resolved against now.
@@ -69,6 +115,35 @@ impl Limiter {
                 d.plan_id = Some(resolved.plan_id);
                 d.key_id = Some(resolved.key_id);
                 d
+            }
+        }
+    }
+
+    /// Decides one Envoy rate-limit request: matches its descriptors (API-key descriptors
+    /// through the catalog), checks every limit all-or-nothing in one store call, and
+    /// answers one status per descriptor.
+    pub async fn check_rls(&self, req: &RlsRequest) -> Result<RlsDecision, RlsCheckError> {
+        let plan = {
+            let registry = self.rls.load();
+            let catalog = self.catalog.load();
+            rls_check::plan(&registry, &catalog, req, &self.rls_options)?
+        };
+        if plan.parts.is_empty() {
+            let none = MultiOutcome {
+                admitted: true,
+                now_us: 0,
+                parts: Vec::new(),
+            };
+            return Ok(rls_check::decide(&plan, &none));
+        }
+        match self.store.check_all(&plan.parts).await {
+            Ok(outcome) => Ok(rls_check::decide(&plan, &outcome)),
+            Err(e) => {
+                warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode");
+                match self.failure_mode {
+                    FailureMode::Allow => Ok(RlsDecision::allow_all(req.descriptors.len())),
+                    FailureMode::Deny => Err(RlsCheckError::Unavailable(e)),
+                }
             }
         }
     }
