@@ -1,10 +1,11 @@
-"""Generates Python gRPC stubs for Envoy's rate-limit (RLS v3) and ext_authz v3 services from
-Envoy's own .proto files, as shipped by the envoy-types crate under its proto/ directory.
+"""Generates Python gRPC stubs for Envoy's rate-limit (RLS v3) and ext_authz v3 services, and
+for the parts of Envoy's bootstrap config that deploy/envoy/envoy.yaml uses, from Envoy's own
+.proto files, as shipped by the envoy-types crate under its proto/ directory.
 
     python3 envoy_stubs.py PROTO_ROOT OUT_DIR
 
-Only the closure of imports of the two service files is compiled (a few dozen files, not
-all of Envoy), with grpcio-tools, into OUT_DIR; put OUT_DIR on sys.path to import e.g.
+Only the closure of imports of those files is compiled (a few hundred files, not all of
+Envoy), with grpcio-tools, into OUT_DIR; put OUT_DIR on sys.path to import e.g.
 `envoy.service.ratelimit.v3.rls_pb2_grpc`. google/protobuf/*.proto come with grpcio-tools.
 """
 
@@ -25,6 +26,14 @@ INCLUDES = [
 SERVICES = [
     "envoy/service/ratelimit/v3/rls.proto",
     "envoy/service/auth/v3/external_auth.proto",
+    # Envoy's own config, with the extensions deploy/envoy/envoy.yaml uses, so that the file
+    # can be parsed into a Bootstrap message (every field name and enum value checked).
+    "envoy/config/bootstrap/v3/bootstrap.proto",
+    "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto",
+    "envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto",
+    "envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto",
+    "envoy/extensions/filters/http/router/v3/router.proto",
+    "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
 ]
 IMPORT = re.compile(r'^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;', re.M)
 
