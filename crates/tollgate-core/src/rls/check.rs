@@ -119,10 +119,10 @@ impl Default for RlsOptions {
 
 /// A request that cannot be planned: the client sent something malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("descriptors[{index}]: {reason}")]
+#[error("{at}: {reason}")]
 pub struct RlsRequestError {
-    /// Index of the offending descriptor.
-    pub index: usize,
+    /// Where: `hits_addend` or `descriptors[i]`.
+    pub at: String,
     /// What is wrong.
     pub reason: String,
 }
@@ -234,12 +234,21 @@ pub fn plan(
     opts: &RlsOptions,
 ) -> Result<RlsPlan, RlsRequestError> {
     let request_cost = u64::from(req.hits_addend.max(1));
+    if request_cost > MAX_COST {
+        return Err(RlsRequestError {
+            at: "hits_addend".into(),
+            reason: format!("must be at most {MAX_COST}, got {request_cost}"),
+        });
+    }
     let mut matches: Vec<Option<MatchedRule>> = Vec::with_capacity(req.descriptors.len());
     let mut keyed: Vec<Option<Result<ResolvedCheck, Verdict>>> =
         Vec::with_capacity(req.descriptors.len());
     let mut costs = Vec::with_capacity(req.descriptors.len());
     for (index, d) in req.descriptors.iter().enumerate() {
-        let invalid = |reason: String| RlsRequestError { index, reason };
+        let invalid = |reason: String| RlsRequestError {
+            at: format!("descriptors[{index}]"),
+            reason,
+        };
         let cost = d.hits_addend.unwrap_or(request_cost);
         if cost > MAX_COST {
             return Err(invalid(format!(
@@ -840,7 +849,11 @@ mod tests {
             &RlsOptions::default(),
         )
         .unwrap_err();
-        assert_eq!(err.index, 1);
+        assert_eq!(err.at, "descriptors[1]");
+        let mut r = req(vec![desc(&[("a", "b")])]);
+        r.hits_addend = u32::MAX;
+        let err = plan(&registry(), &catalog(), &r, &RlsOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("hits_addend: "), "{err}");
         let err = plan(
             &registry(),
             &catalog(),

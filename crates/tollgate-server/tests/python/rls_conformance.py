@@ -232,6 +232,9 @@ def malformed(args):
     detail = rls.invalid(rls.pb.RateLimitRequest(domain=DOMAIN, descriptors=[
         rls.desc(("bulk", "x"), hits=2_000_000)]), "a huge hits_addend")
     expect("descriptors[0]" in detail, "the message names the descriptor", detail)
+    detail = rls.invalid(rls.pb.RateLimitRequest(domain=DOMAIN, descriptors=[rls.desc(("bulk", "x"))],
+                                                 hits_addend=4_000_000_000), "a huge request hits_addend")
+    expect(detail.startswith("hits_addend"), "the message names the field", detail)
     # The service still answers after all of that.
     expect_eq(rls.one(("bulk", "after"))[0], rls.OK, "still serving")
 
