@@ -239,6 +239,14 @@ async fn hung_redis_times_out() {
     assert!(started.elapsed() < Duration::from_millis(600));
 }
 
+/// A Cluster store with a generous timeout: these tests are about answers, and the nodes
+/// share the machine's cores with the rest of the suite.
+fn cluster_store(cluster: &RedisCluster) -> RedisStore {
+    let mut config = RedisConfig::new(RedisMode::Cluster, cluster.urls());
+    config.timeout = Duration::from_secs(2);
+    RedisStore::new(&config).unwrap()
+}
+
 fn quota_part(tag: &str, limit: u64, cost: u64) -> BatchPart {
     BatchPart {
         batch: LimitBatch {
@@ -301,7 +309,7 @@ async fn refund_gives_back_a_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_all_across_cluster_slots() {
     let cluster = RedisCluster::start(3).unwrap();
-    let store = RedisStore::new(&RedisConfig::new(RedisMode::Cluster, cluster.urls())).unwrap();
+    let store = cluster_store(&cluster);
     // Tags whose slots differ (checked, so the two-phase path is what runs).
     let tags: Vec<String> = (0..3).map(|i| format!("rls:spread{i}@day")).collect();
     let parts = |costs: [u64; 3]| -> Vec<BatchPart> {
@@ -332,9 +340,7 @@ async fn check_all_across_cluster_slots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_races_for_the_last_units() {
     let cluster = RedisCluster::start(3).unwrap();
-    let store = std::sync::Arc::new(
-        RedisStore::new(&RedisConfig::new(RedisMode::Cluster, cluster.urls())).unwrap(),
-    );
+    let store = std::sync::Arc::new(cluster_store(&cluster));
     let parts = std::sync::Arc::new(vec![
         quota_part("rls:race-a@day", 10_000, 1),
         quota_part("rls:race-b@day", 10_000, 1),

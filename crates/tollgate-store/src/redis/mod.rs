@@ -187,22 +187,13 @@ impl RedisStore {
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, redis::RedisError>,
     {
-        self.run_steps(async |c| f(c).await.map_err(StoreError::from))
-            .await
-    }
-
-    /// Like `run`, for work of several calls on one connection, all within one timeout.
-    async fn run_steps<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: AsyncFnOnce(&mut Conn) -> Result<T, StoreError>,
-    {
         let work = async {
             let mut conn = match &self.pool {
                 Pool::Standalone(p) => Conn::Standalone(p.get().await.map_err(pool_error)?),
                 Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(pool_error)?),
                 Pool::Sentinel(p) => Conn::Sentinel(p.get().await.map_err(pool_error)?),
             };
-            f(&mut conn).await
+            f(&mut conn).await.map_err(StoreError::from)
         };
         tokio::time::timeout(self.timeout, work)
             .await
@@ -411,15 +402,8 @@ pub fn group_by_slot(parts: &[BatchPart]) -> Vec<Vec<usize>> {
     groups.into_iter().map(|(_, members)| members).collect()
 }
 
-async fn eval_group(
-    conn: &mut Conn,
-    parts: &[&BatchPart],
-    commit: bool,
-) -> Result<MultiOutcome, StoreError> {
-    let inv = check_all_invocation(parts.iter().copied(), commit);
-    let reply: Vec<i64> = inv.invoke_async(conn).await?;
-    let sizes: Vec<usize> = parts.iter().map(|p| p.batch.limits.len()).collect();
-    parse_check_all_reply(&reply, &sizes)
+fn sizes(parts: &[&BatchPart]) -> Vec<usize> {
+    parts.iter().map(|p| p.batch.limits.len()).collect()
 }
 
 impl RedisStore {
@@ -452,10 +436,17 @@ impl RedisStore {
             .iter()
             .map(|g| g.iter().map(|&i| &parts[i]).collect())
             .collect();
-        self.run_steps(async |conn| {
+        // One script call per step, each through `run`; the whole request is bounded by the
+        // same timeout as a single call.
+        let eval = async |m: &[&BatchPart], commit: bool| -> Result<MultiOutcome, StoreError> {
+            let inv = check_all_invocation(m.iter().copied(), commit);
+            let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+            parse_check_all_reply(&reply, &sizes(m))
+        };
+        let work = async {
             let mut peeks = Vec::with_capacity(members.len());
             for m in &members {
-                peeks.push(eval_group(conn, m, false).await?);
+                peeks.push(eval(m, false).await?);
             }
             let now_us = peeks.first().map_or(0, |p| p.now_us);
             if !peeks.iter().all(|p| p.admitted) {
@@ -463,7 +454,7 @@ impl RedisStore {
             }
             let mut commits: Vec<MultiOutcome> = Vec::with_capacity(members.len());
             for (j, m) in members.iter().enumerate() {
-                let c = eval_group(conn, m, true).await?;
+                let c = eval(m, true).await?;
                 if c.admitted {
                     commits.push(c);
                     continue;
@@ -471,7 +462,7 @@ impl RedisStore {
                 // Lost a race between the phases: give back what the earlier slots took.
                 for (m, committed) in members.iter().zip(&commits) {
                     if let Some(inv) = refund_invocation(m, committed) {
-                        let _: i64 = inv.invoke_async(conn).await?;
+                        let _: i64 = self.run(async move |c| inv.invoke_async(c).await).await?;
                     }
                 }
                 let mut shown = peeks;
@@ -479,8 +470,10 @@ impl RedisStore {
                 return Ok(assemble(parts.len(), groups, shown, false, now_us));
             }
             Ok(assemble(parts.len(), groups, commits, true, now_us))
-        })
-        .await
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout.as_millis() as u64))?
     }
 }
 
@@ -522,6 +515,8 @@ impl Store for RedisStore {
         parse_check_reply(&reply, batch.limits.len())
     }
 
+    /// One script call with every key; on Cluster, when the tags span several slots, the
+    /// two phases of `check_across_slots` (see there for why).
     async fn check_all(&self, parts: &[BatchPart]) -> Result<MultiOutcome, StoreError> {
         if self.is_cluster() {
             let groups = group_by_slot(parts);
