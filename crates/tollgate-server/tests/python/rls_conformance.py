@@ -312,8 +312,10 @@ def hot_reload(args):
     changed = original.replace("rate_limit: {unit: minute, requests_per_unit: 2}\n\n  # Wildcards",
                                "rate_limit: {unit: minute, requests_per_unit: 7}\n\n  # Wildcards")
     expect(changed != original, "the fixture has the tier rule to change")
-    write_atomically(cfg, changed)
+    # The new file first: the poller may see the two writes on different ticks, and once the
+    # changed limit shows, the new domain (written before it) must be there too.
     write_atomically(extra, "domain: extra\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 1}\n")
+    write_atomically(cfg, changed)
 
     def reloaded():
         code, s = rls.one(("tier", "t-new"))
@@ -337,9 +339,10 @@ def hot_reload(args):
                "the invalid file is counted")
     expect_eq(rls.one(("daily", "still"))[1].current_limit.unit, rls.Unit.DAY, "still the old config")
 
-    # Fixed: it applies again; a removed file takes its domain away.
-    write_atomically(cfg, original)
+    # A removed file takes its domain away; fixed, the file applies again (removed first, so
+    # that once the fix shows, the removal has been seen too).
     os.remove(extra)
+    write_atomically(cfg, original)
     eventually(lambda: rls.one(("tier", "t-fixed"))[1].current_limit.requests_per_unit == 2,
                "the fixed file applies")
     no_limit(rls, *rls.one(("k", "v"), domain="extra"), "the removed domain is gone")
