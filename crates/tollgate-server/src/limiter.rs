@@ -107,6 +107,7 @@ impl Limiter {
         match self.store.check(&resolved.batch).await {
             Ok(outcome) => Decision::from_outcome(&resolved, &outcome),
             Err(e) => {
+                crate::metrics::store_error(&e);
                 warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode");
                 let mut d = Decision::refused(match self.failure_mode {
                     FailureMode::Allow => Verdict::Ok,
@@ -139,6 +140,7 @@ impl Limiter {
         match self.store.check_all(&plan.parts).await {
             Ok(outcome) => Ok(rls_check::decide(&plan, &outcome)),
             Err(e) => {
+                crate::metrics::store_error(&e);
                 warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode");
                 match self.failure_mode {
                     FailureMode::Allow => Ok(RlsDecision::allow_all(req.descriptors.len())),

@@ -20,14 +20,15 @@
 //! Every denial carries `content-type: application/json` and the `RateLimit-*` headers.
 
 use crate::limiter::Limiter;
-use crate::metrics::metrics;
+use crate::metrics::{metrics, observe_check, verdict_label};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
 };
 use envoy_types::pb::google::rpc;
 use std::sync::Arc;
-use tollgate_core::check::{CheckRequest as CoreCheck, Decision, Verdict};
+use std::time::Instant;
+use tollgate_core::check::{CheckRequest as CoreCheck, Decision};
 use tonic::{Code, Request, Response, Status};
 use tracing::{instrument, Span};
 
@@ -154,19 +155,6 @@ fn header_option(key: &str, value: impl Into<String>) -> HeaderValueOption {
     }
 }
 
-fn verdict_label(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Ok => "ok",
-        Verdict::Throttled => "throttled",
-        Verdict::QuotaExceeded => "quota_exceeded",
-        Verdict::KeyMissing => "key_missing",
-        Verdict::KeyInvalid => "key_invalid",
-        Verdict::KeyDisabled => "key_disabled",
-        Verdict::KeyNotSubscribed => "key_not_subscribed",
-        Verdict::Unavailable => "unavailable",
-    }
-}
-
 /// The wire response of a decision.
 pub fn to_pb(d: &Decision) -> CheckResponse {
     let ratelimit = d
@@ -229,6 +217,7 @@ impl Authorization for ExtAuthzApi {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let started = Instant::now();
         let check = self.to_core(request.get_ref())?;
         let span = Span::current();
         span.record("api_id", check.api_id.as_str());
@@ -246,6 +235,7 @@ impl Authorization for ExtAuthzApi {
             .ext_authz_checks
             .with_label_values(&[verdict_label(decision.verdict)])
             .inc();
+        observe_check("ext_authz", verdict_label(decision.verdict), started);
         Ok(Response::new(to_pb(&decision)))
     }
 }

@@ -14,7 +14,7 @@
 //!   UNAVAILABLE under `deny`, which Envoy's `failure_mode_deny` turns into a refusal.
 
 use crate::limiter::{Limiter, RlsCheckError};
-use crate::metrics::metrics;
+use crate::metrics::{metrics, observe_check};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::r#type::v3::RateLimitUnit;
@@ -25,6 +25,7 @@ use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::R
 use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use envoy_types::pb::google::protobuf::Duration;
 use std::sync::Arc;
+use std::time::Instant;
 use tollgate_core::rls::check::{
     RlsDecision, RlsDescriptorStatus, RlsLimitOverride, RlsRequest, RlsRequestDescriptor,
 };
@@ -225,6 +226,7 @@ impl RateLimitService for RlsApi {
         &self,
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
+        let started = Instant::now();
         let req = to_core(request.into_inner())?;
         let span = Span::current();
         span.record("domain", req.domain.as_str());
@@ -236,11 +238,18 @@ impl RateLimitService for RlsApi {
             }
             Err(RlsCheckError::Unavailable(e)) => {
                 metrics().rls_requests.with_label_values(&["error"]).inc();
+                observe_check("rls", "unavailable", started);
                 span.record("overall_code", "UNAVAILABLE");
                 return Err(Status::unavailable(e.to_string()));
             }
         };
         record(&decision);
+        let verdict = if decision.over_limit {
+            "over_limit"
+        } else {
+            "ok"
+        };
+        observe_check("rls", verdict, started);
         span.record(
             "overall_code",
             if decision.over_limit {

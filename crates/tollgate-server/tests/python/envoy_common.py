@@ -62,6 +62,22 @@ def metric(http_port, name):
     return 0.0
 
 
+def labelled(http_port, name, **labels):
+    """The value of metric `name` with exactly `labels` on /metrics, or 0 when absent."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    want = {k: str(v) for k, v in labels.items()}
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        body, value = line.rsplit(" ", 1)
+        pairs = body[len(name) + 1:-1].split(",")
+        got = dict(p.split("=", 1) for p in pairs if p)
+        if {k: v.strip('"') for k, v in got.items()} == want:
+            return float(value)
+    return 0.0
+
+
 def eventually(check, what, timeout=15.0):
     """Retries `check` until it returns a truthy value or `timeout` passes."""
     deadline = time.time() + timeout

@@ -8,7 +8,7 @@ plans and keys are examples/calculator/tollgate.yaml plus a disabled key.
 
 import json
 
-from envoy_common import expect, expect_eq, run
+from envoy_common import expect, expect_eq, labelled, run
 
 SEED_KEY = "demo-testApikey-0123456789abcdef"
 PREMIUM_KEY = "demo-premiumApikey-0123456789abcdef"
@@ -115,6 +115,14 @@ def verdicts(args):
     expect_eq(h["RateLimit-Limit"], "4", "the DELETE throttle's burst")
     allowed(a, a.check(key=PREMIUM_KEY, raw=True, method="DELETE"), "premiumApikey",
             "premium-usage-plan", 2, "raw header map")
+    # Every answer is counted under its protocol and verdict, and timed.
+    count = lambda verdict: labelled(args.http, "tollgate_checks_total", protocol="ext_authz", verdict=verdict)
+    expect_eq(count("key_missing"), 2.0, "missing and empty keys counted")
+    expect_eq(count("quota_exceeded"), 1.0, "the seed's sixth call counted")
+    expect_eq(labelled(args.http, "tollgate_ext_authz_checks_total", verdict="key_disabled"), 1.0,
+              "ext_authz's own counter")
+    expect(labelled(args.http, "tollgate_check_duration_seconds_count", protocol="ext_authz") >= 30,
+           "every check timed")
 
 
 def malformed(args):
@@ -147,6 +155,11 @@ def unavailable(args):
            "store down, failing closed")
     denied(a, a.check(key="no-such-key-0123456789abcdef"), a.grpc.StatusCode.PERMISSION_DENIED,
            403, "Forbidden", "an unknown key needs no store")
+    expect_eq(labelled(args.http, "tollgate_checks_total", protocol="ext_authz", verdict="unavailable"),
+              1.0, "the 503 is counted")
+    failures = sum(labelled(args.http, "tollgate_store_errors_total", kind=k)
+                   for k in ["unavailable", "timeout"])
+    expect(failures >= 1, "the store failure is counted", failures)
 
 
 def fail_open(args):

@@ -9,7 +9,7 @@ domain `conformance` is tests/fixtures/rls/conformance.yaml.
 
 import os
 
-from envoy_common import eventually, expect, expect_eq, metric, run, write_atomically
+from envoy_common import eventually, expect, expect_eq, labelled, metric, run, write_atomically
 
 DOMAIN = "conformance"
 SEED_KEY = "demo-testApikey-0123456789abcdef"
@@ -218,6 +218,9 @@ def all_or_nothing(args):
     expect(r.statuses[0].duration_until_reset.seconds <= 86400, "reset by the next UTC midnight")
     code, s = rls.one(("bulk", "aon"))
     expect_eq((code, s.limit_remaining), (rls.OK, 6), "bulk alone: three hits were counted, not four")
+    expect_eq(labelled(args.http, "tollgate_checks_total", protocol="rls", verdict="over_limit"), 1.0,
+              "the refused request is counted")
+    expect_eq(labelled(args.http, "tollgate_rls_requests_total", code="ok"), 4.0, "and the others")
 
 
 def malformed(args):
