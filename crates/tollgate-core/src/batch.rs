@@ -5,6 +5,12 @@
 //! and only if all admit are their writes returned. The memory store applies those writes
 //! under one lock; the Redis store runs `check.lua`, the same steps in Lua, inside one
 //! script call. The behavioural test suite holds both to the same results.
+//!
+//! [`evaluate_all`] extends this to several batches under different hash tags, checked
+//! all-or-nothing together (one Envoy rate-limit request with several descriptors): each
+//! batch is evaluated as above, in order, seeing the pending use of the batches before it
+//! that admitted; the request is admitted only if every batch that is not in shadow mode
+//! admits, and then every batch that admitted is committed. `check.lua` is its twin too.
 
 use crate::calendar::day_id;
 use crate::gcra::{self, GcraLimit};
@@ -127,6 +133,113 @@ pub fn evaluate_batch(
     now_us: i64,
     mut read: impl FnMut(&str) -> Option<StoredValue>,
 ) -> BatchEvaluation {
+    let (statuses, writes) = evaluate_limits(batch, now_us, &mut |name| read(name));
+    let admitted = statuses.iter().all(|s| s.allowed);
+    BatchEvaluation {
+        outcome: BatchOutcome {
+            admitted,
+            now_us,
+            statuses,
+        },
+        writes: if admitted { writes } else { Vec::new() },
+    }
+}
+
+/// One batch of a multi-batch check, and whether its refusal blocks the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchPart {
+    /// The limits, under their own hash tag.
+    pub batch: LimitBatch,
+    /// A shadow batch is evaluated and reported, and consumed with the request when it
+    /// admits, but its refusal blocks nothing (Envoy's `shadow_mode`).
+    pub shadow: bool,
+}
+
+/// The result of a multi-batch check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiOutcome {
+    /// Whether every batch not in shadow mode admitted (and so the request was committed).
+    pub admitted: bool,
+    /// The store's clock at the check, in Unix microseconds.
+    pub now_us: i64,
+    /// One outcome per batch, in order; each batch's `admitted` says whether all of its own
+    /// limits admitted.
+    pub parts: Vec<BatchOutcome>,
+}
+
+/// An evaluated multi-batch check: what to answer, and what to write per batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultiEvaluation {
+    /// The answer.
+    pub outcome: MultiOutcome,
+    /// Writes to apply under each batch's tag, aligned with the batches; all empty unless
+    /// the request was admitted.
+    pub writes: Vec<Vec<StateWrite>>,
+}
+
+/// Evaluates `parts` together at `now_us`, reading stored state through `read(tag, name)`.
+///
+/// Each batch sees the pending use of the earlier batches that admitted (the same state in
+/// two descriptors counts twice); a batch that refused leaves no pending use behind. The
+/// request is admitted when every non-shadow batch admits; then each batch that admitted
+/// commits its writes, and a batch that refused (necessarily a shadow one) writes nothing.
+pub fn evaluate_all(
+    parts: &[BatchPart],
+    now_us: i64,
+    mut read: impl FnMut(&str, &str) -> Option<StoredValue>,
+) -> MultiEvaluation {
+    let mut pending: HashMap<(String, String), StoredValue> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(parts.len());
+    let mut writes = Vec::with_capacity(parts.len());
+    for part in parts {
+        let tag = part.batch.tag.as_str();
+        let (statuses, part_writes) =
+            evaluate_limits(&part.batch, now_us, &mut |name| match pending
+                .get(&(tag.to_owned(), name.to_owned()))
+            {
+                Some(v) => Some(v.clone()),
+                None => read(tag, name),
+            });
+        let allowed = statuses.iter().all(|s| s.allowed);
+        if allowed {
+            for w in &part_writes {
+                if let StateWrite::Set { name, value, .. } = w {
+                    pending.insert((tag.to_owned(), name.clone()), value.clone());
+                }
+            }
+        }
+        outcomes.push(BatchOutcome {
+            admitted: allowed,
+            now_us,
+            statuses,
+        });
+        writes.push(if allowed { part_writes } else { Vec::new() });
+    }
+    let admitted = parts
+        .iter()
+        .zip(&outcomes)
+        .all(|(p, o)| p.shadow || o.admitted);
+    if !admitted {
+        writes.iter_mut().for_each(Vec::clear);
+    }
+    MultiEvaluation {
+        outcome: MultiOutcome {
+            admitted,
+            now_us,
+            parts: outcomes,
+        },
+        writes,
+    }
+}
+
+/// Evaluates the limits of one batch in order, a limit named twice seeing the first one's
+/// pending use; returns the statuses and the writes that admitting the batch would make
+/// (the usage record included), which the caller keeps only if it admits.
+fn evaluate_limits(
+    batch: &LimitBatch,
+    now_us: i64,
+    read: &mut dyn FnMut(&str) -> Option<StoredValue>,
+) -> (Vec<LimitStatus>, Vec<StateWrite>) {
     let now_s = now_us.div_euclid(1_000_000);
     let mut pending: HashMap<&str, StoredValue> = HashMap::new();
     let mut statuses = Vec::with_capacity(batch.limits.len());
@@ -196,14 +309,7 @@ pub fn evaluate_batch(
             expire_at_us: now_us + i64::from(days) * 86_400 * 1_000_000,
         });
     }
-    BatchEvaluation {
-        outcome: BatchOutcome {
-            admitted,
-            now_us,
-            statuses,
-        },
-        writes,
-    }
+    (statuses, writes)
 }
 
 #[cfg(test)]
@@ -257,6 +363,87 @@ mod tests {
         assert!(e.outcome.admitted);
         assert_eq!(e.writes.len(), 3);
         assert!(matches!(&e.writes[2], StateWrite::Usage { units: 2, .. }));
+    }
+
+    fn quota_part(tag: &str, limit: u64, cost: u64, shadow: bool) -> BatchPart {
+        BatchPart {
+            batch: LimitBatch {
+                tag: tag.into(),
+                limits: vec![Limit {
+                    name: "q".into(),
+                    kind: LimitKind::Quota(QuotaLimit {
+                        limit,
+                        period: QuotaPeriod::Day,
+                        offset: 0,
+                        anchor_s: 0,
+                    }),
+                }],
+                cost,
+                usage_retention_days: None,
+            },
+            shadow,
+        }
+    }
+
+    const NOW: i64 = 1_800_000_000_000_000;
+
+    /// Several batches admit together and each commits under its own tag.
+    #[test]
+    fn all_batches_admit_together() {
+        let parts = [quota_part("a", 2, 1, false), quota_part("b", 2, 2, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(e.outcome.admitted);
+        assert_eq!(e.outcome.parts[1].statuses[0].used, 2);
+        assert_eq!((e.writes[0].len(), e.writes[1].len()), (1, 1));
+    }
+
+    /// One refusing batch refuses the request, and no batch writes anything.
+    #[test]
+    fn one_refusal_writes_nothing_anywhere() {
+        let parts = [quota_part("a", 2, 1, false), quota_part("b", 1, 2, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(!e.outcome.admitted);
+        assert!(e.outcome.parts[0].admitted && !e.outcome.parts[1].admitted);
+        assert!(e.writes.iter().all(Vec::is_empty));
+    }
+
+    /// A shadow batch's refusal blocks nothing; it writes nothing itself, the others commit.
+    #[test]
+    fn shadow_refusal_blocks_nothing() {
+        let parts = [quota_part("a", 1, 2, true), quota_part("b", 5, 1, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(e.outcome.admitted);
+        assert!(!e.outcome.parts[0].admitted);
+        assert!(e.writes[0].is_empty() && e.writes[1].len() == 1);
+    }
+
+    /// The same state in two batches counts twice; a refused batch leaves no pending use.
+    #[test]
+    fn pending_use_across_batches() {
+        let parts = [quota_part("a", 3, 2, false), quota_part("a", 3, 1, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(e.outcome.admitted);
+        assert_eq!(e.outcome.parts[1].statuses[0].used, 3);
+        let parts = [quota_part("a", 1, 2, true), quota_part("a", 1, 1, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(e.outcome.admitted, "the shadow refusal used nothing");
+        assert_eq!(e.outcome.parts[1].statuses[0].used, 1);
+    }
+
+    /// One batch evaluated alone or as the only part of a multi-batch check answers alike.
+    #[test]
+    fn single_part_matches_evaluate_batch() {
+        let one = evaluate_batch(&batch(1), NOW, |_| None);
+        let all = evaluate_all(
+            &[BatchPart {
+                batch: batch(1),
+                shadow: false,
+            }],
+            NOW,
+            |_, _| None,
+        );
+        assert_eq!(all.outcome.parts[0], one.outcome);
+        assert_eq!(all.writes[0], one.writes);
     }
 
     /// A limit named twice sees the first one's pending use.

@@ -5,7 +5,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog_sync::CatalogSync;
 use crate::cli::ServeSettings;
 use crate::limiter::Limiter;
-use crate::{bootstrap, config, grpc, http};
+use crate::{bootstrap, config, grpc, http, rls_config};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
@@ -70,12 +70,26 @@ pub async fn serve(
         // Not fatal: the store may come up later; checks follow the failure mode meanwhile.
         warn!(error = %e, "limit store not reachable yet");
     }
-    let limiter = Arc::new(Limiter::new(
+    let limiter = Limiter::new(
         catalog,
         store.clone(),
         settings.failure_mode,
         settings.usage_retention_days,
-    ));
+    )
+    .with_rls_options(settings.rls_options());
+    // Envoy rate-limit domains: a broken directory stops the start, as there is nothing to
+    // keep; later it is watched, and a broken change keeps what was loaded.
+    let rls_watch = match &settings.rls_config {
+        Some(dir) => {
+            let (files, registry) = rls_config::load(dir)
+                .with_context(|| format!("rate-limit config directory {}", dir.display()))?;
+            rls_config::loaded(&registry, dir);
+            limiter.set_rls_registry(registry);
+            Some((dir.clone(), files))
+        }
+        None => None,
+    };
+    let limiter = Arc::new(limiter);
     // The shared records replace the file's catalog once they are loaded.
     let sync = Arc::new(CatalogSync::new(records, limiter.clone()));
     bootstrap::at_start(
@@ -108,9 +122,17 @@ pub async fn serve(
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    if let Some((dir, files)) = rls_watch {
+        let every = Duration::from_millis(settings.rls_reload_interval_ms);
+        let stop = wait(rx.clone());
+        tokio::spawn(rls_config::watch(dir, limiter.clone(), every, files, stop));
+    }
     let grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         limiter.clone(),
+        grpc::EnvoyOptions {
+            ext_authz_api_key_header: settings.ext_authz_api_key_header.clone(),
+        },
         tonic_health::server::health_reporter(),
         wait(rx.clone()),
     ));

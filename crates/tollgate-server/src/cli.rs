@@ -23,6 +23,9 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start: the size of the `serve` settings does not matter, and boxing them
+// would only add noise wherever they are matched.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the service: gRPC (CheckQuota, health, reflection) and HTTP (/healthz).
@@ -152,6 +155,67 @@ pub struct ServeSettings {
     /// Management API: credentials and key value policy.
     #[command(flatten)]
     pub admin: crate::admin::AdminSettings,
+
+    // Envoy integrations: the rate-limit service (RLS v3) and ext_authz.
+    /// Directory of Envoy rate-limit configs in the envoyproxy/ratelimit YAML format (one
+    /// domain per *.yaml file), served on gRPC as envoy.service.ratelimit.v3; reloaded when
+    /// the files change, a broken file keeping the previous config.
+    #[arg(long, env = "TOLLGATE_RLS_CONFIG", value_name = "DIR")]
+    pub rls_config: Option<PathBuf>,
+    /// How often the rate-limit config directory is checked for changes, in milliseconds.
+    #[arg(long, env = "TOLLGATE_RLS_RELOAD_INTERVAL_MS", default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(50..=3_600_000))]
+    pub rls_reload_interval_ms: u64,
+    /// Global shadow mode for Envoy rate limits: count and report, never answer OVER_LIMIT.
+    #[arg(long, env = "TOLLGATE_RLS_SHADOW_MODE")]
+    pub rls_shadow_mode: bool,
+    /// Descriptor entry key whose value is an API key: such a descriptor applies the key's
+    /// usage plan (API and stage from its tollgate_api and tollgate_stage entries).
+    #[arg(
+        long,
+        env = "TOLLGATE_RLS_API_KEY_ENTRY",
+        default_value = "api_key",
+        value_name = "KEY"
+    )]
+    pub rls_api_key_entry: String,
+    /// Rate-limit headers in Envoy rate-limit answers.
+    #[arg(long, env = "TOLLGATE_RLS_RESPONSE_HEADERS", value_enum, default_value_t = RlsResponseHeaders::Off)]
+    pub rls_response_headers: RlsResponseHeaders,
+    /// Request header that carries the API key in ext_authz checks.
+    #[arg(
+        long,
+        env = "TOLLGATE_EXT_AUTHZ_API_KEY_HEADER",
+        default_value = "x-api-key",
+        value_name = "NAME"
+    )]
+    pub ext_authz_api_key_header: String,
+}
+
+/// Which rate-limit headers Envoy rate-limit answers carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RlsResponseHeaders {
+    /// None.
+    Off,
+    /// Envoy's x-ratelimit-limit, -remaining, -reset (its DRAFT_VERSION_03 format).
+    XRatelimit,
+    /// The IETF RateLimit-Limit, -Remaining, -Reset, and Retry-After when over the limit.
+    Ratelimit,
+}
+
+impl ServeSettings {
+    /// How Envoy rate-limit requests are planned and answered, from these settings.
+    pub fn rls_options(&self) -> tollgate_core::rls::check::RlsOptions {
+        use tollgate_core::rls::check::{RlsHeaders, RlsOptions};
+        RlsOptions {
+            api_key_entry: self.rls_api_key_entry.clone(),
+            shadow_mode: self.rls_shadow_mode,
+            usage_retention_days: Some(self.usage_retention_days),
+            headers: match self.rls_response_headers {
+                RlsResponseHeaders::Off => RlsHeaders::Off,
+                RlsResponseHeaders::XRatelimit => RlsHeaders::XRateLimit,
+                RlsResponseHeaders::Ratelimit => RlsHeaders::RateLimit,
+            },
+        }
+    }
 }
 
 // The Redis URL may hold a password.
@@ -171,6 +235,7 @@ impl fmt::Debug for ServeSettings {
             .field("http_addr", &self.http_addr)
             .field("failure_mode", &self.failure_mode)
             .field("usage_retention_days", &self.usage_retention_days)
+            .field("rls_config", &self.rls_config)
             .finish_non_exhaustive()
     }
 }

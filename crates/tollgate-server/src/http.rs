@@ -1,6 +1,6 @@
-//! The HTTP server: `/healthz` for load balancers and orchestrators, and the HTTP checks
-//! for proxies other than Envoy: `POST /v1/check` ([`check`]) and `/v1/auth` for nginx
-//! `auth_request` ([`auth_request`]).
+//! The HTTP server: `/healthz` for load balancers and orchestrators, `/metrics` for
+//! Prometheus, and the HTTP checks for proxies other than Envoy: `POST /v1/check`
+//! ([`check`]) and `/v1/auth` for nginx `auth_request` ([`auth_request`]).
 
 pub mod auth_request;
 pub mod check;
@@ -24,6 +24,7 @@ pub fn router(limiter: Arc<Limiter>) -> Router {
             post(check::handler).layer(DefaultBodyLimit::max(check::MAX_BODY_BYTES)),
         )
         .route("/v1/auth", any(auth_request::handler))
+        .route("/metrics", get(crate::metrics::serve))
         .with_state(limiter)
 }
 

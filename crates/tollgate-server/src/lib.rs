@@ -6,11 +6,14 @@
 //! - [`config`]: the YAML file of plans and keys, validated into a core catalog.
 //! - [`deny_cache`]: answers checks of keys known to be over a limit without a store call.
 //! - [`limiter`]: [`limiter::Limiter`], the one entry point every protocol adapter calls.
-//! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, health, reflection).
-//! - [`http`]: axum routes (`/healthz`, `POST /v1/check`, `/v1/auth` for nginx).
 //! - [`admin`]: the management API (usage plans, API keys, usage), AWS API Gateway-shaped.
 //! - [`catalog_sync`]: keeps this instance's catalog in step with the shared records.
 //! - [`bootstrap`]: applies the YAML file to the shared records (`serve --config`, `apply`).
+//! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, Envoy's rate-limit service and
+//!   ext_authz, health, reflection).
+//! - [`http`]: axum routes (`/healthz`, `/metrics`, `POST /v1/check`, `/v1/auth` for nginx).
+//! - [`rls_config`]: the Envoy rate-limit config directory, loaded and hot-reloaded.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
 //! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
 //! - [`telemetry`]: logging set-up.
@@ -28,5 +31,7 @@ pub mod deny_cache;
 pub mod grpc;
 pub mod http;
 pub mod limiter;
+pub mod metrics;
+pub mod rls_config;
 pub mod shutdown;
 pub mod telemetry;

@@ -1,14 +1,21 @@
 //! The limiter: resolve a check against the current catalog, evaluate it in the store, and
-//! turn the outcome into a decision. Every protocol adapter calls [`Limiter::check`] and
-//! only translates; no limit logic lives in an adapter.
+//! turn the outcome into a decision. Every protocol adapter calls [`Limiter::check`] (or,
+//! for Envoy's rate-limit service, [`Limiter::check_rls`]) and only translates; no limit
+//! logic lives in an adapter.
 
 use crate::cli::FailureMode;
 use crate::deny_cache::DenyCache;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use thiserror::Error;
+use tollgate_core::batch::MultiOutcome;
 use tollgate_core::catalog::Catalog;
 use tollgate_core::check::{CheckRequest, Decision, Verdict};
-use tollgate_store::Store;
+use tollgate_core::rls::check::{
+    self as rls_check, RlsDecision, RlsOptions, RlsRequest, RlsRequestError,
+};
+use tollgate_core::rls::RlsRegistry;
+use tollgate_store::{Store, StoreError};
 use tracing::warn;
 
 /// The shared limiter of one tollgate instance.
@@ -18,6 +25,20 @@ pub struct Limiter {
     failure_mode: FailureMode,
     usage_retention_days: u32,
     denials: DenyCache,
+    /// Envoy rate-limit domains in force, swapped whole on reload.
+    rls: ArcSwap<RlsRegistry>,
+    rls_options: RlsOptions,
+}
+
+/// Why an Envoy rate-limit request got no answer.
+#[derive(Debug, Error)]
+pub enum RlsCheckError {
+    /// The request is malformed.
+    #[error(transparent)]
+    Invalid(#[from] RlsRequestError),
+    /// The store is down and the failure mode is to refuse.
+    #[error(transparent)]
+    Unavailable(StoreError),
 }
 
 impl Limiter {
@@ -34,7 +55,32 @@ impl Limiter {
             failure_mode,
             usage_retention_days,
             denials: DenyCache::new(),
+            rls: ArcSwap::from_pointee(RlsRegistry::new()),
+            rls_options: RlsOptions {
+                usage_retention_days: Some(usage_retention_days),
+                ..RlsOptions::default()
+            },
         }
+    }
+
+    /// Sets how Envoy rate-limit requests are planned and answered; usage of API keys
+    /// checked that way is kept as long as for every other check.
+    pub fn with_rls_options(mut self, options: RlsOptions) -> Self {
+        self.rls_options = RlsOptions {
+            usage_retention_days: Some(self.usage_retention_days),
+            ..options
+        };
+        self
+    }
+
+    /// The Envoy rate-limit domains in force.
+    pub fn rls_registry(&self) -> Arc<RlsRegistry> {
+        self.rls.load_full()
+    }
+
+    /// Replaces the Envoy rate-limit domains; requests already running finish on the old ones.
+    pub fn set_rls_registry(&self, registry: RlsRegistry) {
+        self.rls.store(Arc::new(registry));
     }
 
     /// The catalog checks are resolved against now.
@@ -69,6 +115,7 @@ impl Limiter {
             }
         };
         if let Some(outcome) = self.denials.get(&resolved.batch) {
+            crate::metrics::metrics().deny_cache_hits.inc();
             return Decision::from_outcome(&resolved, &outcome);
         }
         match self.store.check(&resolved.batch).await {
@@ -77,6 +124,7 @@ impl Limiter {
                 Decision::from_outcome(&resolved, &outcome)
             }
             Err(e) => {
+                crate::metrics::store_error(&e);
                 warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode");
                 let mut d = Decision::refused(match self.failure_mode {
                     FailureMode::Allow => Verdict::Ok,
@@ -85,6 +133,36 @@ impl Limiter {
                 d.plan_id = Some(resolved.plan_id);
                 d.key_id = Some(resolved.key_id);
                 d
+            }
+        }
+    }
+
+    /// Decides one Envoy rate-limit request: matches its descriptors (API-key descriptors
+    /// through the catalog), checks every limit all-or-nothing in one store call, and
+    /// answers one status per descriptor.
+    pub async fn check_rls(&self, req: &RlsRequest) -> Result<RlsDecision, RlsCheckError> {
+        let plan = {
+            let registry = self.rls.load();
+            let catalog = self.catalog.load();
+            rls_check::plan(&registry, &catalog, req, &self.rls_options)?
+        };
+        if plan.parts.is_empty() {
+            let none = MultiOutcome {
+                admitted: true,
+                now_us: 0,
+                parts: Vec::new(),
+            };
+            return Ok(rls_check::decide(&plan, &none));
+        }
+        match self.store.check_all(&plan.parts).await {
+            Ok(outcome) => Ok(rls_check::decide(&plan, &outcome)),
+            Err(e) => {
+                crate::metrics::store_error(&e);
+                warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode");
+                match self.failure_mode {
+                    FailureMode::Allow => Ok(RlsDecision::allow_all(req.descriptors.len())),
+                    FailureMode::Deny => Err(RlsCheckError::Unavailable(e)),
+                }
             }
         }
     }

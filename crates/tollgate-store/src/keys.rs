@@ -23,6 +23,14 @@
 //!
 //! Every commit publishes the new version on the channel `tg:{cat}:changed`. Ids hold no `:`
 //! (see `tollgate_core::plan::validate_id`), so a membership field splits unambiguously.
+//! Envoy rate-limit (RLS) counters use the tag `rls:<state name>`, where the state name is
+//! core's `MatchedRule::state_name` (`<domain>:<key>=<value>…@<unit>`, percent-escaped, so
+//! it holds no braces): `tg:{rls:shop:remote_address=10.0.0.1@minute}:t` (a GCRA TAT for
+//! second/minute/hour) or `…@day}:q` (a quota hash for day/week/month/year). Each counter
+//! thus has its own tag, so on Cluster the counters of a domain spread over all slots instead
+//! of making one slot hot; a request whose descriptors land on several slots is made
+//! all-or-nothing by the Redis store (see `RedisStore::check_all`). A state name always holds
+//! `@`, which plan and key ids never do, so the two kinds of tag cannot collide.
 
 /// Prefix of every key.
 pub const PREFIX: &str = "tg";
@@ -99,5 +107,9 @@ mod tests {
         assert_eq!(catalog_channel(), "tg:{cat}:changed");
         assert_eq!(member_field("p1", "k1"), "p1:k1");
         assert_eq!(split_member_field("p1:k1"), Some(("p1", "k1")));
+        assert_eq!(
+            limit_key("rls:shop:remote_address=10.0.0.1@minute", "t"),
+            "tg:{rls:shop:remote_address=10.0.0.1@minute}:t"
+        );
     }
 }

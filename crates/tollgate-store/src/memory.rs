@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_core::batch::QUOTA_RETENTION_S;
-use tollgate_core::batch::{evaluate_batch, BatchOutcome, LimitBatch, StateWrite, StoredValue};
+use tollgate_core::batch::{
+    evaluate_all, evaluate_batch, BatchOutcome, BatchPart, LimitBatch, MultiOutcome, StateWrite,
+    StoredValue,
+};
 use tollgate_core::calendar::{day_id, window};
 use tollgate_core::catalog::QUOTA_LIMIT_NAME;
 use tollgate_core::quota::{state_with_remaining, QuotaLimit};
@@ -31,6 +34,48 @@ struct MemoryState {
 }
 
 impl MemoryState {
+    fn read(&self, tag: &str, name: &str, now_us: i64) -> Option<StoredValue> {
+        self.limits
+            .get(&keys::limit_key(tag, name))
+            .filter(|(_, exp)| *exp > now_us)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// Applies the writes of one admitted batch under `tag`.
+    fn apply(&mut self, tag: &str, writes: Vec<StateWrite>, now_us: i64) {
+        for w in writes {
+            match w {
+                StateWrite::Set {
+                    name,
+                    value,
+                    expire_at_us,
+                } => {
+                    self.limits
+                        .insert(keys::limit_key(tag, &name), (value, expire_at_us));
+                }
+                StateWrite::Usage {
+                    day,
+                    units,
+                    expire_at_us,
+                } => {
+                    let retention_us = expire_at_us - now_us;
+                    let entry = self.usage.entry(keys::usage_key(tag)).or_default();
+                    let total = entry.0.entry(day).or_default();
+                    *total += units;
+                    if *total == units {
+                        let cutoff = day_id((now_us - retention_us).div_euclid(1_000_000));
+                        entry.0.retain(|d, _| *d >= cutoff);
+                    }
+                    entry.1 = expire_at_us;
+                }
+            }
+            self.writes_since_sweep += 1;
+        }
+        if self.writes_since_sweep >= SWEEP_EVERY {
+            self.sweep(now_us);
+        }
+    }
+
     fn sweep(&mut self, now_us: i64) {
         self.limits.retain(|_, (_, exp)| *exp > now_us);
         self.usage.retain(|_, (_, exp)| *exp > now_us);
@@ -75,44 +120,18 @@ impl Store for MemoryStore {
         // A panic elsewhere cannot leave the map half-written (writes happen after evaluation),
         // so a poisoned lock is still consistent.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let eval = evaluate_batch(batch, now_us, |name| {
-            state
-                .limits
-                .get(&keys::limit_key(&batch.tag, name))
-                .filter(|(_, exp)| *exp > now_us)
-                .map(|(v, _)| v.clone())
-        });
-        for w in eval.writes {
-            match w {
-                StateWrite::Set {
-                    name,
-                    value,
-                    expire_at_us,
-                } => {
-                    state
-                        .limits
-                        .insert(keys::limit_key(&batch.tag, &name), (value, expire_at_us));
-                }
-                StateWrite::Usage {
-                    day,
-                    units,
-                    expire_at_us,
-                } => {
-                    let retention_us = expire_at_us - now_us;
-                    let entry = state.usage.entry(keys::usage_key(&batch.tag)).or_default();
-                    let total = entry.0.entry(day).or_default();
-                    *total += units;
-                    if *total == units {
-                        let cutoff = day_id((now_us - retention_us).div_euclid(1_000_000));
-                        entry.0.retain(|d, _| *d >= cutoff);
-                    }
-                    entry.1 = expire_at_us;
-                }
-            }
-            state.writes_since_sweep += 1;
-        }
-        if state.writes_since_sweep >= SWEEP_EVERY {
-            state.sweep(now_us);
+        let eval = evaluate_batch(batch, now_us, |name| state.read(&batch.tag, name, now_us));
+        state.apply(&batch.tag, eval.writes, now_us);
+        Ok(eval.outcome)
+    }
+
+    async fn check_all(&self, parts: &[BatchPart]) -> Result<MultiOutcome, StoreError> {
+        let now_us = Self::now_us();
+        // One lock over every tag: all-or-nothing across the batches for free.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let eval = evaluate_all(parts, now_us, |tag, name| state.read(tag, name, now_us));
+        for (part, writes) in parts.iter().zip(eval.writes) {
+            state.apply(&part.batch.tag, writes, now_us);
         }
         Ok(eval.outcome)
     }

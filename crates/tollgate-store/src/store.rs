@@ -2,7 +2,7 @@
 
 use crate::StoreError;
 use async_trait::async_trait;
-use tollgate_core::batch::{BatchOutcome, LimitBatch};
+use tollgate_core::batch::{BatchOutcome, BatchPart, LimitBatch, MultiOutcome};
 use tollgate_core::quota::{QuotaLimit, QuotaState};
 
 /// The quota state an operator set with [`Store::set_quota_remaining`].
@@ -36,6 +36,11 @@ pub trait Store: Send + Sync + 'static {
         quota: &QuotaLimit,
         remaining: u64,
     ) -> Result<QuotaUpdate, StoreError>;
+    /// Evaluates several batches, each under its own hash tag, as one request: admitted only
+    /// if every non-shadow batch admits, and then every batch that admitted is consumed;
+    /// otherwise nothing is (see [`tollgate_core::batch::evaluate_all`]). Envoy rate-limit
+    /// requests with several descriptors use this. Time is the store's own clock.
+    async fn check_all(&self, parts: &[BatchPart]) -> Result<MultiOutcome, StoreError>;
 
     /// Answers `Ok` when the store can take checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,13 +1,15 @@
 //! Behavioural tests of the limit stores, written once and run against every backend.
 //!
 //! The memory store runs the core's reference evaluation; the Redis store runs `check.lua`.
-//! Both must answer alike, which is what keeps the Lua twin from drifting.
+//! Both must answer alike, which is what keeps the Lua twin from drifting. The Redis store
+//! also runs the limit tests on a 3-master Cluster (shared by the tests, each with its own
+//! tags), where `check_all` over tags on several slots takes the two-phase path.
 
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tollgate_core::apikey::{ApiKey, KeyHash};
-use tollgate_core::batch::{BatchOutcome, Limit, LimitBatch, LimitKind};
+use tollgate_core::batch::{BatchOutcome, BatchPart, Limit, LimitBatch, LimitKind, MultiOutcome};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::catalog::{batch_tag, QUOTA_LIMIT_NAME};
 use tollgate_core::gcra::GcraLimit;
@@ -15,7 +17,7 @@ use tollgate_core::plan::{ApiStage, UsagePlan};
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::catalog::{Change, Commit, KeyRecord, PlanRecord};
 use tollgate_store::{CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
-use tollgate_testkit::RedisServer;
+use tollgate_testkit::{RedisCluster, RedisServer};
 
 /// A store under test and whatever must live as long as it.
 struct Backend {
@@ -43,6 +45,22 @@ fn redis() -> Backend {
         store: store.clone(),
         catalog: store,
         _server: Some(server),
+    }
+}
+
+fn cluster() -> Backend {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| RedisCluster::start(3).expect("start Redis Cluster"));
+    // Three nodes and the rest of the suite share the machine's cores, and a check over
+    // several slots is several calls: these tests are about answers, not the 250 ms default.
+    let mut config = RedisConfig::new(RedisMode::Cluster, cluster.urls());
+    config.timeout = Duration::from_secs(2);
+    let store = RedisStore::new(&config).expect("cluster store");
+    let store = Arc::new(store);
+    Backend {
+        store: store.clone(),
+        catalog: store,
+        _server: None,
     }
 }
 
@@ -515,6 +533,157 @@ async fn usage_tag_matches_checks(b: Backend) {
     assert_eq!(b.store.daily_usage(&tag, &[today]).await.unwrap(), vec![1]);
 }
 
+fn part(batch: LimitBatch, shadow: bool) -> BatchPart {
+    BatchPart { batch, shadow }
+}
+
+async fn check_all(b: &Backend, parts: &[BatchPart]) -> MultiOutcome {
+    b.store.check_all(parts).await.expect("check_all")
+}
+
+/// Units used so far by the day quota `q` under `tag` (a cost-0 read).
+async fn used(b: &Backend, tag: &str, limit: u64) -> i64 {
+    check(b, &batch(tag, vec![quota(limit, QuotaPeriod::Day)], 0))
+        .await
+        .statuses[0]
+        .used
+}
+
+/// Batches under several tags admit together, each consuming its own cost under its own tag.
+async fn check_all_admits_together(b: Backend) {
+    let parts = [
+        part(batch("m:a", vec![quota(5, QuotaPeriod::Day)], 1), false),
+        part(
+            batch(
+                "m:b",
+                vec![throttle(0.001, 10), quota(5, QuotaPeriod::Day)],
+                3,
+            ),
+            false,
+        ),
+    ];
+    let o = check_all(&b, &parts).await;
+    assert!(o.admitted);
+    assert_eq!(o.parts.len(), 2);
+    assert!(o.parts.iter().all(|p| p.admitted));
+    assert_eq!(o.parts[1].statuses[0].remaining, 7);
+    assert_eq!(o.parts[1].statuses[1].used, 3);
+    assert_eq!((used(&b, "m:a", 5).await, used(&b, "m:b", 5).await), (1, 3));
+}
+
+/// A request refused under one tag consumes nothing under any other, and says which refused.
+async fn check_all_refusal_consumes_nothing(b: Backend) {
+    let full = batch("r:full", vec![quota(1, QuotaPeriod::Day)], 1);
+    assert!(check(&b, &full).await.admitted);
+    let parts = [
+        part(
+            batch(
+                "r:a",
+                vec![throttle(0.001, 10), quota(5, QuotaPeriod::Day)],
+                1,
+            ),
+            false,
+        ),
+        part(full.clone(), false),
+        part(batch("r:c", vec![quota(5, QuotaPeriod::Week)], 2), false),
+    ];
+    for _ in 0..3 {
+        let o = check_all(&b, &parts).await;
+        assert!(!o.admitted);
+        let admitted: Vec<bool> = o.parts.iter().map(|p| p.admitted).collect();
+        assert_eq!(admitted, [true, false, true]);
+    }
+    assert_eq!(used(&b, "r:a", 5).await, 0);
+    let peek = batch("r:a", vec![throttle(0.001, 10)], 0);
+    assert_eq!(check(&b, &peek).await.statuses[0].remaining, 10);
+    let week = batch("r:c", vec![quota(5, QuotaPeriod::Week)], 0);
+    assert_eq!(check(&b, &week).await.statuses[0].used, 0);
+}
+
+/// A shadow batch over its limit blocks nothing and consumes nothing itself; the others
+/// are consumed, and a shadow batch that admits is consumed with them.
+async fn check_all_shadow_blocks_nothing(b: Backend) {
+    let over = batch("s:over", vec![quota(1, QuotaPeriod::Day)], 2);
+    let fine = batch("s:fine", vec![quota(5, QuotaPeriod::Day)], 1);
+    let room = batch("s:room", vec![quota(5, QuotaPeriod::Day)], 1);
+    let o = check_all(&b, &[part(over, true), part(fine, false), part(room, true)]).await;
+    assert!(o.admitted);
+    assert!(!o.parts[0].admitted && o.parts[1].admitted && o.parts[2].admitted);
+    assert_eq!(used(&b, "s:over", 1).await, 0);
+    assert_eq!(used(&b, "s:fine", 5).await, 1);
+    assert_eq!(used(&b, "s:room", 5).await, 1);
+}
+
+/// The same state named by two batches counts twice; a read-only batch (cost 0) consumes
+/// nothing while the others do.
+async fn check_all_same_state_twice(b: Backend) {
+    let one = batch("t:same", vec![quota(3, QuotaPeriod::Day)], 1);
+    let two = batch("t:same", vec![quota(3, QuotaPeriod::Day)], 2);
+    let o = check_all(&b, &[part(one.clone(), false), part(two.clone(), false)]).await;
+    assert!(o.admitted);
+    assert_eq!(o.parts[1].statuses[0].used, 3);
+    let o = check_all(&b, &[part(one.clone(), false), part(two, false)]).await;
+    assert!(!o.admitted);
+    assert_eq!(used(&b, "t:same", 3).await, 3);
+    let read = batch("t:read", vec![quota(3, QuotaPeriod::Day)], 0);
+    let other = batch("t:other", vec![quota(3, QuotaPeriod::Day)], 1);
+    assert!(
+        check_all(&b, &[part(read, false), part(other, false)])
+            .await
+            .admitted
+    );
+    assert_eq!(
+        (used(&b, "t:read", 3).await, used(&b, "t:other", 3).await),
+        (0, 1)
+    );
+}
+
+/// No batches: admitted, with the store's time.
+async fn check_all_empty(b: Backend) {
+    let o = check_all(&b, &[]).await;
+    assert!(o.admitted && o.parts.is_empty());
+    assert!(o.now_us > 1_600_000_000_000_000);
+}
+
+/// Many concurrent requests over three tags, one of them binding: exactly its quota is
+/// admitted, and the other tags count exactly the admitted requests.
+async fn check_all_concurrent_exactness(b: Backend) {
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = b.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let parts = [
+                part(
+                    batch("c:wide", vec![quota(1_000, QuotaPeriod::Day)], 1),
+                    false,
+                ),
+                part(
+                    batch("c:tight", vec![quota(40, QuotaPeriod::Day)], 1),
+                    false,
+                ),
+                part(
+                    batch("c:also", vec![throttle(1_000_000.0, 10_000)], 1),
+                    false,
+                ),
+            ];
+            let mut n = 0;
+            for _ in 0..10 {
+                if store.check_all(&parts).await.expect("check_all").admitted {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 40);
+    assert_eq!(used(&b, "c:wide", 1_000).await, 40);
+    assert_eq!(used(&b, "c:tight", 40).await, 40);
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -532,9 +701,21 @@ backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
-    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks);
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks,
+    check_all_admits_together, check_all_refusal_consumes_nothing,
+    check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
+    check_all_concurrent_exactness);
 backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
-    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks);
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks,
+    check_all_admits_together, check_all_refusal_consumes_nothing,
+    check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
+    check_all_concurrent_exactness);
+// The limit tests only: the catalog tests share fixed record keys, and this Cluster is shared.
+backend_tests!(cluster: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
+    all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
+    concurrent_exactness, empty_batch, check_all_admits_together, check_all_refusal_consumes_nothing,
+    check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
+    check_all_concurrent_exactness);

@@ -3,10 +3,11 @@
 
 use redis::AsyncCommands;
 use std::time::{Duration, Instant};
-use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
+use tollgate_core::batch::{BatchPart, Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::{window, QuotaPeriod};
 use tollgate_core::gcra::GcraLimit;
 use tollgate_core::quota::QuotaLimit;
+use tollgate_store::redis::{group_by_slot, parse_check_all_reply, refund_invocation};
 use tollgate_store::{keys, RedisConfig, RedisMode, RedisStore, Store, StoreError};
 use tollgate_testkit::{RedisCluster, RedisServer};
 
@@ -286,4 +287,142 @@ async fn catalog_and_grants_on_redis_cluster() {
         assert!(store.check(&plan_batch(&tag, 1)).await.unwrap().admitted);
         assert!(!store.check(&plan_batch(&tag, 1)).await.unwrap().admitted);
     }
+}
+/// A Cluster store with a generous timeout: these tests are about answers, and the nodes
+/// share the machine's cores with the rest of the suite.
+fn cluster_store(cluster: &RedisCluster) -> RedisStore {
+    let mut config = RedisConfig::new(RedisMode::Cluster, cluster.urls());
+    config.timeout = Duration::from_secs(2);
+    RedisStore::new(&config).unwrap()
+}
+
+fn quota_part(tag: &str, limit: u64, cost: u64) -> BatchPart {
+    BatchPart {
+        batch: LimitBatch {
+            tag: tag.into(),
+            limits: vec![Limit {
+                name: "q".into(),
+                kind: LimitKind::Quota(QuotaLimit {
+                    limit,
+                    period: QuotaPeriod::Day,
+                    offset: 0,
+                    anchor_s: 0,
+                }),
+            }],
+            cost,
+            usage_retention_days: None,
+        },
+        shadow: false,
+    }
+}
+
+/// `refund.lua` gives back exactly what a committed `check.lua` call took: the throttle's
+/// burst, the quota's units and the day's usage, leaving other use in place.
+#[tokio::test]
+async fn refund_gives_back_a_commit() {
+    let server = RedisServer::start().unwrap();
+    let store = store_for(server.url());
+    let parts = [BatchPart {
+        batch: plan_batch("p1:refund", 2),
+        shadow: false,
+    }];
+    assert!(
+        store
+            .check(&plan_batch("p1:refund", 1))
+            .await
+            .unwrap()
+            .admitted
+    );
+    let mut c = raw(&server.url()).await;
+    let inv = tollgate_store::redis::check_all_invocation(parts.iter(), true);
+    let reply: Vec<i64> = inv.invoke_async(&mut c).await.unwrap();
+    let committed = parse_check_all_reply(&reply, &[2]).unwrap();
+    assert!(committed.admitted);
+    assert_eq!(committed.parts[0].statuses[1].used, 3);
+    let refund = refund_invocation(&[&parts[0]], &committed).expect("something to refund");
+    let applied: i64 = refund.invoke_async(&mut c).await.unwrap();
+    assert_eq!(applied, 3, "throttle, quota and usage");
+    let o = store.check(&plan_batch("p1:refund", 0)).await.unwrap();
+    assert_eq!(o.statuses[1].used, 1, "only the first check's unit is left");
+    assert_eq!(
+        o.statuses[0].remaining, 19,
+        "the throttle gave back two intervals"
+    );
+    let day = tollgate_core::calendar::day_id(o.now_us / 1_000_000);
+    let used: i64 = c.hget(keys::usage_key("p1:refund"), day).await.unwrap();
+    assert_eq!(used, 1);
+}
+
+/// On Cluster, a request over tags on three slots is all-or-nothing: refused by one slot, it
+/// leaves the others untouched; admitted, it is counted on every slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_all_across_cluster_slots() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let store = cluster_store(&cluster);
+    // Tags whose slots differ (checked, so the two-phase path is what runs).
+    let tags: Vec<String> = (0..3).map(|i| format!("rls:spread{i}@day")).collect();
+    let parts = |costs: [u64; 3]| -> Vec<BatchPart> {
+        tags.iter()
+            .zip(costs)
+            .map(|(t, c)| quota_part(t, 3, c))
+            .collect()
+    };
+    assert_eq!(group_by_slot(&parts([1, 1, 1])).len(), 3);
+    let o = store.check_all(&parts([1, 1, 1])).await.unwrap();
+    assert!(o.admitted);
+    let o = store.check_all(&parts([1, 3, 1])).await.unwrap();
+    assert!(!o.admitted);
+    let admitted: Vec<bool> = o.parts.iter().map(|p| p.admitted).collect();
+    assert_eq!(admitted, [true, false, true]);
+    let o = store.check_all(&parts([0, 0, 0])).await.unwrap();
+    let used: Vec<i64> = o.parts.iter().map(|p| p.statuses[0].used).collect();
+    assert_eq!(
+        used,
+        [1, 1, 1],
+        "the refused request consumed nothing anywhere"
+    );
+}
+
+/// On Cluster, racing requests over three slots for the last units of one quota: exactly
+/// the quota is admitted and the other slots count exactly the admitted requests (any
+/// request that lost the race between peek and commit was refunded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_races_for_the_last_units() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let store = std::sync::Arc::new(cluster_store(&cluster));
+    let parts = std::sync::Arc::new(vec![
+        quota_part("rls:race-a@day", 10_000, 1),
+        quota_part("rls:race-b@day", 10_000, 1),
+        quota_part("rls:race-tight@day", 25, 1),
+    ]);
+    assert!(group_by_slot(&parts).len() > 1);
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (store, parts) = (store.clone(), parts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..4 {
+                if store.check_all(&parts).await.unwrap().admitted {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += t.await.unwrap();
+    }
+    assert_eq!(admitted, 25);
+    let reads: Vec<BatchPart> = parts
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.batch.cost = 0;
+            p
+        })
+        .collect();
+    let o = store.check_all(&reads).await.unwrap();
+    let used: Vec<i64> = o.parts.iter().map(|p| p.statuses[0].used).collect();
+    assert_eq!(used, [25, 25, 25]);
 }

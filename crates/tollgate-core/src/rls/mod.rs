@@ -7,7 +7,12 @@
 //! [`apply_replaces`] over the request's matches, and checks each remaining rule's
 //! [`MatchedRule::limit_kind`] under its [`MatchedRule::state_name`].
 //!
+//! [`check`](mod@check) puts it together for one request: [`check::plan`] turns the request's
+//! descriptors into store batches (API-key descriptors into the key's usage plan), and
+//! [`check::decide`] turns the store's outcome into Envoy's statuses and headers.
+//!
 //! Module map:
+//! - [`check`](mod@check): one request, planned into batches and answered.
 //! - [`config`]: the YAML format as serde types (unknown fields are errors).
 //! - [`unit`](mod@unit): the units (`second` … `year`) and their translation into core limits.
 //! - [`rule`]: a validated `rate_limit` block with its descriptor's flags.
@@ -26,6 +31,7 @@
 //!   known field name anywhere), `requests_per_unit` must be at least 1 unless `unlimited`,
 //!   and `unlimited` excludes both `unit` and `requests_per_unit`.
 
+pub mod check;
 pub mod config;
 pub mod domain;
 pub mod error;

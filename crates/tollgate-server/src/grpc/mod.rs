@@ -1,9 +1,14 @@
 //! The gRPC server: `tollgate.v1.QuotaService`, `grpc.health.v1.Health` and server
-//! reflection, on one port.
+//! reflection, on one port; with Envoy's `envoy.service.ratelimit.v3.RateLimitService`
+//! ([`rls`]) and `envoy.service.auth.v3.Authorization` ([`ext_authz`]) beside them.
 
+pub mod ext_authz;
 pub mod quota;
+pub mod rls;
 
 use crate::limiter::Limiter;
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::AuthorizationServer;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -12,10 +17,18 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 
+/// Settings of the Envoy services that are not check semantics (those live in the limiter).
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    /// The request header ext_authz reads the API key from.
+    pub ext_authz_api_key_header: String,
+}
+
 /// Serves gRPC on `listener` until `shutdown` resolves, then drains calls in flight.
 pub async fn serve(
     listener: TcpListener,
     limiter: Arc<Limiter>,
+    envoy: EnvoyOptions,
     health: (
         HealthReporter,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
@@ -26,6 +39,12 @@ pub async fn serve(
     reporter
         .set_serving::<QuotaServiceServer<quota::QuotaApi>>()
         .await;
+    reporter
+        .set_serving::<RateLimitServiceServer<rls::RlsApi>>()
+        .await;
+    reporter
+        .set_serving::<AuthorizationServer<ext_authz::ExtAuthzApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -33,6 +52,13 @@ pub async fn serve(
     Server::builder()
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(RateLimitServiceServer::new(rls::RlsApi::new(
+            limiter.clone(),
+        )))
+        .add_service(AuthorizationServer::new(ext_authz::ExtAuthzApi::new(
+            limiter.clone(),
+            &envoy.ext_authz_api_key_header,
+        )))
         .add_service(QuotaServiceServer::new(quota::QuotaApi::new(limiter)))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),

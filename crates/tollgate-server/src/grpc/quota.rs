@@ -3,7 +3,9 @@
 //! requests get a gRPC error (`INVALID_ARGUMENT`).
 
 use crate::limiter::Limiter;
+use crate::metrics::{observe_check, verdict_label};
 use std::sync::Arc;
+use std::time::Instant;
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::check::{checked_cost, CheckRequest, Decision, Verdict};
 use tollgate_proto::v1 as pb;
@@ -127,6 +129,7 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
         &self,
         request: Request<pb::CheckQuotaRequest>,
     ) -> Result<Response<pb::CheckQuotaResponse>, Status> {
+        let started = Instant::now();
         let req = to_core(request.into_inner())?;
         let span = Span::current();
         span.record("api_id", req.api_id.as_str());
@@ -140,6 +143,7 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
             span.record("key_id", k.as_str());
         }
         span.record("verdict", tracing::field::debug(decision.verdict));
+        observe_check("grpc", verdict_label(decision.verdict), started);
         Ok(Response::new(to_pb(decision)))
     }
 }

@@ -304,8 +304,14 @@ pub async fn handler(
     span.record("api_id", req.api_id.as_str());
     span.record("stage", req.stage.as_str());
     span.record("method", req.method.as_str());
+    let started = std::time::Instant::now();
     let decision = limiter.check(&req).await;
     record_decision(&span, &decision);
+    crate::metrics::observe_check(
+        "http",
+        crate::metrics::verdict_label(decision.verdict),
+        started,
+    );
     let mut response = (
         StatusCode::OK,
         Json(CheckResponse::from_decision(&decision)),

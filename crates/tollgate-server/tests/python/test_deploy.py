@@ -29,16 +29,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[4]
 
-# Files that compose mounts but another branch brings; checked as soon as they exist.
-# Remove an entry once its branch has merged, so its absence fails again.
-PENDING_FROM_OTHER_BRANCHES = {
-    "deploy/envoy/envoy.yaml": "branch rls (Envoy in front of tollgate)",
-}
-# What the Envoy config is to do until it exists: clients on 10000, admin on 9901, tollgate
-# over gRPC at tollgate:8081, the backend at calculator:8000.
-ENVOY_ASSUMED_LISTEN = {10000, 9901}
-ENVOY_ASSUMED_UPSTREAMS = {("tollgate", 8081), ("calculator", 8000)}
-
 # The metrics tollgate exports (once every branch has merged); dashboards and alerts may use
 # these only. The histogram also has its _bucket, _sum and _count series.
 METRICS = {
@@ -197,11 +187,9 @@ def nginx_compose_conf():
 
 
 def envoy_config():
-    """The Envoy config compose mounts, parsed, or None while it is pending."""
+    """The Envoy config compose mounts, parsed."""
     src = mounted_file(services()["envoy"], "/etc/envoy/envoy.yaml")
     assert src, "compose: envoy mounts no /etc/envoy/envoy.yaml"
-    if not (ROOT / src).exists() and src in PENDING_FROM_OTHER_BRANCHES:
-        return src, None
     return src, load_yaml(src)
 
 
@@ -230,8 +218,6 @@ def listening_ports(name):
         return {int(p) for p in re.findall(r"^\s*listen\s+(?:[\d.]+:)?(\d+)", strip_nginx_comments(text), re.M)}
     if name == "envoy":
         src, cfg = envoy_config()
-        if cfg is None:
-            return set(ENVOY_ASSUMED_LISTEN)
         return {p for path, _, p in envoy_socket_addresses(cfg)
                 if path.startswith((".static_resources.listeners", ".admin"))}
     if name == "calculator":
@@ -375,17 +361,9 @@ def test_compose_parses():
 
 def test_compose_mounted_files_exist():
     """Every file or directory that a compose service bind-mounts exists in the repository."""
-    pending = []
     for name, svc in services().items():
         for src, dst in bind_mounts(svc):
-            if (ROOT / src).exists():
-                continue
-            if src in PENDING_FROM_OTHER_BRANCHES:
-                pending.append(f"{src} ({PENDING_FROM_OTHER_BRANCHES[src]})")
-                continue
-            raise AssertionError(f"compose: {name} mounts {src} at {dst}, and {src} does not exist")
-    if pending:
-        print("not yet in this branch, checked once merged: " + ", ".join(pending))
+            assert (ROOT / src).exists(), f"compose: {name} mounts {src} at {dst}, and {src} does not exist"
 
 
 def test_compose_depends_on():
@@ -511,13 +489,6 @@ def test_nginx_compose_config_is_the_tested_one():
 def test_envoy_upstreams():
     """Envoy's clusters name compose services on the right ports (tollgate gRPC, calculator) and it listens where compose publishes."""
     src, cfg = envoy_config()
-    if cfg is None:
-        # Not here yet: hold compose to what the config is to do.
-        for host, port in sorted(ENVOY_ASSUMED_UPSTREAMS):
-            check_upstream(f"(assumed) {src}", host, port, protocol="grpc" if host == "tollgate" else None)
-        print(f"{src} is not in this branch yet ({PENDING_FROM_OTHER_BRANCHES[src]}): checked compose against "
-              f"its expected ports {sorted(ENVOY_ASSUMED_LISTEN)} and upstreams {sorted(ENVOY_ASSUMED_UPSTREAMS)}")
-        return
     clusters = [(p, a, port) for p, a, port in envoy_socket_addresses(cfg) if p.startswith(".static_resources.clusters")]
     assert clusters, f"{src}: no cluster with a socket_address"
     hosts = {a for _, a, _ in clusters}

@@ -7,6 +7,10 @@
 //! Redis turns into a prompt, transient [`StoreError`].
 //!
 //! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule.
+//!
+//! A check of several batches ([`Store::check_all`]) is also one `EVALSHA` on standalone and
+//! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
+//! single script can be atomic, so it runs in two phases; see [`RedisStore::check_all`].
 
 mod catalog;
 
@@ -19,7 +23,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind, LimitStatus, QUOTA_RETENTION_S};
+use tollgate_core::batch::{
+    BatchOutcome, BatchPart, LimitBatch, LimitKind, LimitStatus, MultiOutcome, QUOTA_RETENTION_S,
+};
+use tollgate_core::calendar::{day_id, window};
 use tollgate_core::catalog::QUOTA_LIMIT_NAME;
 use tollgate_core::quota::{QuotaLimit, QuotaState};
 
@@ -44,6 +51,9 @@ pub static SET_REMAINING_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
 
 /// Largest remaining quota an operator may set: Lua numbers are exact below 2^53.
 pub const MAX_REMAINING: u64 = 1 << 52;
+/// The compensating script of a check spread over several Cluster slots; see its header.
+pub static REFUND_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/refund.lua")));
 
 /// How tollgate reaches Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +158,12 @@ pub struct RedisStore {
 /// none is installed (it would panic on the first TLS handshake); installing twice is a no-op.
 fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl RedisStore {
+    fn is_cluster(&self) -> bool {
+        matches!(self.pool, Pool::Cluster(_))
+    }
 }
 
 fn pool_config(size: usize, timeout: Duration) -> deadpool_redis::PoolConfig {
@@ -307,10 +323,33 @@ fn pool_error(e: deadpool_redis::PoolError) -> StoreError {
 /// Builds the script call for `batch`, following the contract at the top of `check.lua`.
 pub fn check_invocation(batch: &LimitBatch) -> redis::ScriptInvocation<'static> {
     let mut inv = CHECK_SCRIPT.prepare_invoke();
+    inv.arg(QUOTA_RETENTION_S).arg(1).arg(1);
+    push_batch(&mut inv, batch, false);
+    inv
+}
+
+/// Builds one script call for `parts` (all under one slot on Cluster), committing or, with
+/// `commit` false, only evaluating.
+pub fn check_all_invocation<'a>(
+    parts: impl ExactSizeIterator<Item = &'a BatchPart>,
+    commit: bool,
+) -> redis::ScriptInvocation<'static> {
+    let mut inv = CHECK_SCRIPT.prepare_invoke();
+    inv.arg(QUOTA_RETENTION_S)
+        .arg(u8::from(commit))
+        .arg(parts.len());
+    for p in parts {
+        push_batch(&mut inv, &p.batch, p.shadow);
+    }
+    inv
+}
+
+fn push_batch(inv: &mut redis::ScriptInvocation<'static>, batch: &LimitBatch, shadow: bool) {
+    let usage_days = batch.usage_retention_days.unwrap_or(0);
     inv.arg(batch.cost)
         .arg(batch.limits.len())
-        .arg(batch.usage_retention_days.unwrap_or(0))
-        .arg(QUOTA_RETENTION_S);
+        .arg(usage_days)
+        .arg(u8::from(shadow));
     for limit in &batch.limits {
         inv.key(keys::limit_key(&batch.tag, &limit.name));
         match &limit.kind {
@@ -330,36 +369,213 @@ pub fn check_invocation(batch: &LimitBatch) -> redis::ScriptInvocation<'static> 
             }
         }
     }
-    if batch.usage_retention_days.is_some_and(|d| d > 0) {
+    if usage_days > 0 {
         inv.key(keys::usage_key(&batch.tag));
     }
-    inv
 }
 
 /// Parses the script's reply for a batch of `n` limits.
 pub fn parse_check_reply(reply: &[i64], n: usize) -> Result<BatchOutcome, StoreError> {
+    let mut all = parse_check_all_reply(reply, &[n])?;
+    let mut outcome = all.parts.pop().unwrap_or(BatchOutcome {
+        admitted: all.admitted,
+        now_us: all.now_us,
+        statuses: Vec::new(),
+    });
+    outcome.admitted = all.admitted;
+    Ok(outcome)
+}
+
+/// Parses the script's reply for batches of `sizes[b]` limits each.
+pub fn parse_check_all_reply(reply: &[i64], sizes: &[usize]) -> Result<MultiOutcome, StoreError> {
+    let n: usize = sizes.iter().sum();
     if reply.len() != 2 + 6 * n {
         return Err(StoreError::Protocol(format!(
             "check script returned {} values for {n} limits",
             reply.len()
         )));
     }
-    let statuses = reply[2..]
-        .chunks_exact(6)
-        .map(|c| LimitStatus {
-            allowed: c[0] == 1,
-            limit: c[1].max(0) as u64,
-            remaining: c[2].max(0) as u64,
-            retry_after_us: c[3].max(0) as u64,
-            reset_after_us: c[4].max(0) as u64,
-            used: c[5],
+    let now_us = reply[1];
+    let mut statuses = reply[2..].chunks_exact(6).map(|c| LimitStatus {
+        allowed: c[0] == 1,
+        limit: c[1].max(0) as u64,
+        remaining: c[2].max(0) as u64,
+        retry_after_us: c[3].max(0) as u64,
+        reset_after_us: c[4].max(0) as u64,
+        used: c[5],
+    });
+    let parts = sizes
+        .iter()
+        .map(|&size| {
+            let statuses: Vec<LimitStatus> = statuses.by_ref().take(size).collect();
+            BatchOutcome {
+                admitted: statuses.iter().all(|s| s.allowed),
+                now_us,
+                statuses,
+            }
         })
         .collect();
-    Ok(BatchOutcome {
+    Ok(MultiOutcome {
         admitted: reply[0] == 1,
-        now_us: reply[1],
-        statuses,
+        now_us,
+        parts,
     })
+}
+
+/// The compensating call that gives back what `outcome` (the committed reply of one slot)
+/// consumed for `parts`; `None` when it consumed nothing.
+pub fn refund_invocation(
+    parts: &[&BatchPart],
+    outcome: &MultiOutcome,
+) -> Option<redis::ScriptInvocation<'static>> {
+    let mut inv = REFUND_SCRIPT.prepare_invoke();
+    let now_s = outcome.now_us.div_euclid(1_000_000);
+    let mut entries = 0;
+    for (part, o) in parts.iter().zip(&outcome.parts) {
+        let b = &part.batch;
+        if !o.admitted || b.cost == 0 {
+            continue;
+        }
+        for limit in &b.limits {
+            inv.key(keys::limit_key(&b.tag, &limit.name));
+            match &limit.kind {
+                LimitKind::Throttle(g) => {
+                    inv.arg("t")
+                        .arg(b.cost.saturating_mul(g.interval_us()))
+                        .arg("");
+                }
+                LimitKind::Quota(q) => {
+                    inv.arg("q").arg(window(q.period, now_s).id).arg(b.cost);
+                }
+            }
+            entries += 1;
+        }
+        if b.usage_retention_days.is_some_and(|d| d > 0) {
+            inv.key(keys::usage_key(&b.tag));
+            inv.arg("u").arg(day_id(now_s)).arg(b.cost);
+            entries += 1;
+        }
+    }
+    (entries > 0).then_some(inv)
+}
+
+/// The parts of a check grouped by Cluster slot, in order of first appearance; each group
+/// holds the indices of its parts.
+pub fn group_by_slot(parts: &[BatchPart]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(redis::cluster_routing::Slot, Vec<usize>)> = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let slot = redis::cluster_routing::Slot::for_key(keys::limit_key(&p.batch.tag, ""));
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((slot, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
+}
+
+fn sizes(parts: &[&BatchPart]) -> Vec<usize> {
+    parts.iter().map(|p| p.batch.limits.len()).collect()
+}
+
+impl RedisStore {
+    /// A check over several Cluster slots, all-or-nothing in two phases:
+    ///
+    /// 1. **peek**: every slot evaluates its batches without writing (`check.lua` with
+    ///    commit 0). If any slot refuses, the request is refused and nothing was written.
+    /// 2. **commit**: every slot evaluates again and commits, one after the other. If a slot
+    ///    refuses now (another request took the last units between the phases), the slots
+    ///    already committed are given their units back by `refund.lua`, and the request is
+    ///    refused.
+    ///
+    /// Why this and not the alternatives: a script cannot span slots, and MULTI/WATCH cannot
+    /// either, so there is no atomic step. Committing optimistically slot by slot and refunding
+    /// on refusal costs one call per slot, but every refused request then holds units it will
+    /// give back, so concurrent requests are refused that should pass: under load the limits
+    /// would admit less than they promise. Peeking first means a request that will be refused
+    /// never writes, so the only transient over-count left is the race between the phases,
+    /// and no request is ever admitted beyond a limit, since each slot's commit re-checks its
+    /// limits atomically. The price is a second call per slot for checks that span slots; a
+    /// check on one slot (always so for one descriptor, or for an API key's throttle and
+    /// quota) stays one call. A failure between commit and refund (Redis gone, timeout)
+    /// leaves the units consumed: the error direction that never over-admits.
+    async fn check_across_slots(
+        &self,
+        parts: &[BatchPart],
+        groups: &[Vec<usize>],
+    ) -> Result<MultiOutcome, StoreError> {
+        let members: Vec<Vec<&BatchPart>> = groups
+            .iter()
+            .map(|g| g.iter().map(|&i| &parts[i]).collect())
+            .collect();
+        // One script call per step, each through `run`; the whole request is bounded by the
+        // same timeout as a single call.
+        let eval = async |m: &[&BatchPart], commit: bool| -> Result<MultiOutcome, StoreError> {
+            let inv = check_all_invocation(m.iter().copied(), commit);
+            let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+            parse_check_all_reply(&reply, &sizes(m))
+        };
+        let work = async {
+            let mut peeks = Vec::with_capacity(members.len());
+            for m in &members {
+                peeks.push(eval(m, false).await?);
+            }
+            let now_us = peeks.first().map_or(0, |p| p.now_us);
+            if !peeks.iter().all(|p| p.admitted) {
+                return Ok(assemble(parts.len(), groups, peeks, false, now_us));
+            }
+            let mut commits: Vec<MultiOutcome> = Vec::with_capacity(members.len());
+            for (j, m) in members.iter().enumerate() {
+                let c = eval(m, true).await?;
+                if c.admitted {
+                    commits.push(c);
+                    continue;
+                }
+                // Lost a race between the phases: give back what the earlier slots took.
+                for (m, committed) in members.iter().zip(&commits) {
+                    if let Some(inv) = refund_invocation(m, committed) {
+                        let _: i64 = self.run(async move |c| inv.invoke_async(c).await).await?;
+                    }
+                }
+                let mut shown = peeks;
+                shown[j] = c;
+                return Ok(assemble(parts.len(), groups, shown, false, now_us));
+            }
+            Ok(assemble(parts.len(), groups, commits, true, now_us))
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout.as_millis() as u64))?
+    }
+}
+
+/// Puts per-slot outcomes back in the order of the request's parts.
+fn assemble(
+    n: usize,
+    groups: &[Vec<usize>],
+    outcomes: Vec<MultiOutcome>,
+    admitted: bool,
+    now_us: i64,
+) -> MultiOutcome {
+    let mut slots: Vec<Option<BatchOutcome>> = vec![None; n];
+    for (g, o) in groups.iter().zip(outcomes) {
+        for (&i, part) in g.iter().zip(o.parts) {
+            slots[i] = Some(part);
+        }
+    }
+    MultiOutcome {
+        admitted,
+        now_us,
+        parts: slots
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or(BatchOutcome {
+                    admitted: false,
+                    now_us,
+                    statuses: Vec::new(),
+                })
+            })
+            .collect(),
+    }
 }
 
 #[async_trait]
@@ -410,6 +626,22 @@ impl Store for RedisStore {
             limit: limit.max(0) as u64,
             now_us,
         })
+    }
+
+    /// One script call with every key; on Cluster, when the tags span several slots, the
+    /// two phases of `check_across_slots` (see there for why).
+    async fn check_all(&self, parts: &[BatchPart]) -> Result<MultiOutcome, StoreError> {
+        if self.is_cluster() {
+            let groups = group_by_slot(parts);
+            if groups.len() > 1 {
+                return self.check_across_slots(parts, &groups).await;
+            }
+        }
+        // One slot (or no Cluster): one atomic script call with every key.
+        let inv = check_all_invocation(parts.iter(), true);
+        let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+        let sizes: Vec<usize> = parts.iter().map(|p| p.batch.limits.len()).collect();
+        parse_check_all_reply(&reply, &sizes)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

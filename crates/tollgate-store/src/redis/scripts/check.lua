@@ -1,27 +1,40 @@
 -- check.lua: evaluate every limit of one check, then commit all of them or none.
 --
 -- Why a script: the limits of one API key must be read, decided and written in one atomic
--- step, or two tollgate instances could both admit the last unit of a quota. All keys of a
--- call share one hash tag, so the script runs unchanged on Redis Cluster, and every key it
--- touches is declared in KEYS. Time comes from Redis (TIME), never from instance clocks.
+-- step, or two tollgate instances could both admit the last unit of a quota. Every key a
+-- call touches is declared in KEYS, and all of them must hash to one Redis Cluster slot: the
+-- limits of one API key share one hash tag, and a check spread over several slots (an Envoy
+-- request whose descriptors count under different tags) is split by the caller into one call
+-- per slot. Time comes from Redis (TIME), never from instance clocks.
 --
--- This is the twin of tollgate_core::batch::evaluate_batch (and of gcra.rs, quota.rs and
--- calendar.rs): the same steps with Lua numbers. All values stay below 2^53, so doubles
--- hold them exactly. The store's behavioural tests hold both to the same results.
+-- This is the twin of tollgate_core::batch::evaluate_all and evaluate_batch (and of gcra.rs,
+-- quota.rs and calendar.rs): the same steps with Lua numbers. All values stay below 2^53, so
+-- doubles hold them exactly. The store's behavioural tests hold both to the same results.
 --
--- KEYS[i], i = 1..n  state of limit i: a string (throttle TAT, Unix us) or a hash
---                    {p = period id, n = units used} (quota)
--- KEYS[n+1]          daily usage hash (field YYYYMMDD -> units); only if ARGV[3] > 0
--- ARGV[1]            cost: units to consume; 0 reads only (answers as for cost 1)
--- ARGV[2]            n: number of limits
--- ARGV[3]            usage retention in days; 0 records no usage
--- ARGV[4]            seconds a quota record outlives its period
--- ARGV[5+5(i-1)..]   five values per limit i:
+-- A call evaluates B >= 1 batches in order. A batch is the limits of one request under one
+-- hash tag; it admits when all of its limits admit, and it sees the pending use of the
+-- earlier batches that admitted. The call admits when every batch not in shadow mode admits;
+-- then every batch that admitted commits its writes, and nothing else is written.
+--
+-- ARGV[1]            seconds a quota record outlives its period
+-- ARGV[2]            1 to commit; 0 to evaluate only and write nothing (the first phase of a
+--                    check spread over several Cluster slots)
+-- ARGV[3]            B: number of batches
+-- ARGV[4..]          per batch, in order, 4 + 5 n values:
+--                      cost         units to consume; 0 reads only (answers as for cost 1)
+--                      n            number of limits of the batch
+--                      usage_days   usage retention in days; 0 records no usage
+--                      shadow       1 if the batch's refusal blocks nothing, else 0
+--                    then five values per limit:
 --                      "t", interval_us, burst, "", ""          (GCRA throttle)
 --                      "q", limit, period (d|w|m|y), offset, anchor_s   (calendar quota)
+-- KEYS               per batch, in order: the state of each of its n limits, a string
+--                    (throttle TAT, Unix us) or a hash {p = period id, n = units used}
+--                    (quota); then its daily usage hash (field YYYYMMDD -> units) if
+--                    usage_days > 0
 -- Returns            { admitted (0|1), now_us,
---                      then per limit: allowed (0|1), limit, remaining, retry_after_us,
---                      reset_after_us, used }
+--                      then per limit of every batch, in order: allowed (0|1), limit,
+--                      remaining, retry_after_us, reset_after_us, used }
 
 local floor = math.floor
 
@@ -84,105 +97,137 @@ local time = redis.call('TIME')
 local now_s = tonumber(time[1])
 local now_us = now_s * 1000000 + tonumber(time[2])
 
-local cost = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local usage_days = tonumber(ARGV[3])
-local quota_retention = tonumber(ARGV[4])
-local need = cost
-if need < 1 then need = 1 end
+local quota_retention = tonumber(ARGV[1])
+local commit = ARGV[2] == '1'
+local batches = tonumber(ARGV[3])
 
 local out = { 0, now_us }
-local pending = {}
-local writes = {}
+local pending = {}   -- key -> TAT or units used, from the batches that admitted so far
+local commits = {}   -- per batch that admitted: { writes, cost, usage_days, usage key }
 local admitted = true
+local a = 3          -- ARGV index of the last value read
+local k = 0          -- KEYS index of the last key read
 
-for i = 1, n do
-  local key = KEYS[i]
-  local at = 4 + (i - 1) * 5
-  local kind = ARGV[at + 1]
-  local allowed, limit, remaining, retry, reset, used
-  if kind == 't' then
-    local interval = tonumber(ARGV[at + 2])
-    local burst = tonumber(ARGV[at + 3])
-    local window = interval * burst
-    local tat = pending[key]
-    if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
-    if tat == nil or tat < now_us then tat = now_us end
-    local function remaining_at(x)
-      local r = floor((window - (x - now_us)) / interval)
-      if r < 0 then r = 0 end
-      return r
-    end
-    limit, used = burst, 0
-    local new_tat = tat + need * interval
-    if need > burst then
-      allowed, remaining, retry, reset = false, remaining_at(tat), tat - now_us, tat - now_us
-    elseif now_us < new_tat - window then
-      allowed, remaining = false, remaining_at(tat)
-      retry, reset = new_tat - window - now_us, tat - now_us
-    else
-      local committed = tat
-      if cost > 0 then
-        committed = new_tat
-        pending[key] = new_tat
-        writes[#writes + 1] = { 't', key, new_tat }
+for _ = 1, batches do
+  local cost = tonumber(ARGV[a + 1])
+  local n = tonumber(ARGV[a + 2])
+  local usage_days = tonumber(ARGV[a + 3])
+  local shadow = ARGV[a + 4] == '1'
+  a = a + 4
+  local need = cost
+  if need < 1 then need = 1 end
+  local mine = {}    -- this batch's pending use, kept only if the batch admits
+  local writes = {}
+  local batch_ok = true
+
+  for i = 1, n do
+    local key = KEYS[k + i]
+    local at = a + (i - 1) * 5
+    local kind = ARGV[at + 1]
+    local allowed, limit, remaining, retry, reset, used
+    if kind == 't' then
+      local interval = tonumber(ARGV[at + 2])
+      local burst = tonumber(ARGV[at + 3])
+      local window = interval * burst
+      local tat = mine[key]
+      if tat == nil then tat = pending[key] end
+      if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
+      if tat == nil or tat < now_us then tat = now_us end
+      local function remaining_at(x)
+        local r = floor((window - (x - now_us)) / interval)
+        if r < 0 then r = 0 end
+        return r
       end
-      allowed, remaining, retry, reset = true, remaining_at(committed), 0, committed - now_us
+      limit, used = burst, 0
+      local new_tat = tat + need * interval
+      if need > burst then
+        allowed, remaining, retry, reset = false, remaining_at(tat), tat - now_us, tat - now_us
+      elseif now_us < new_tat - window then
+        allowed, remaining = false, remaining_at(tat)
+        retry, reset = new_tat - window - now_us, tat - now_us
+      else
+        local committed = tat
+        if cost > 0 then
+          committed = new_tat
+          mine[key] = new_tat
+          writes[#writes + 1] = { 't', key, new_tat }
+        end
+        allowed, remaining, retry, reset = true, remaining_at(committed), 0, committed - now_us
+      end
+    else
+      local period = ARGV[at + 3]
+      local offset = tonumber(ARGV[at + 4])
+      local id, _, end_s = period_window(period, now_s)
+      limit = tonumber(ARGV[at + 2])
+      if offset > 0 and period_window(period, tonumber(ARGV[at + 5])) == id then
+        limit = limit - offset
+        if limit < 0 then limit = 0 end
+      end
+      used = mine[key]
+      if used == nil then used = pending[key] end
+      if used == nil then
+        local h = redis.call('HMGET', key, 'p', 'n')
+        if h[1] == id then used = tonumber(h[2]) or 0 else used = 0 end
+      end
+      allowed = used + need <= limit
+      if allowed and cost > 0 then
+        used = used + cost
+        mine[key] = used
+        writes[#writes + 1] = { 'q', key, id, used, end_s + quota_retention }
+      end
+      remaining = limit - used
+      if remaining < 0 then remaining = 0 end
+      reset = end_s * 1000000 - now_us
+      if allowed then retry = 0 else retry = reset end
     end
-  else
-    local period = ARGV[at + 3]
-    local offset = tonumber(ARGV[at + 4])
-    local id, _, end_s = period_window(period, now_s)
-    limit = tonumber(ARGV[at + 2])
-    if offset > 0 and period_window(period, tonumber(ARGV[at + 5])) == id then
-      limit = limit - offset
-      if limit < 0 then limit = 0 end
-    end
-    used = pending[key]
-    if used == nil then
-      local h = redis.call('HMGET', key, 'p', 'n')
-      if h[1] == id then used = tonumber(h[2]) or 0 else used = 0 end
-    end
-    allowed = used + need <= limit
-    if allowed and cost > 0 then
-      used = used + cost
-      pending[key] = used
-      writes[#writes + 1] = { 'q', key, id, used, end_s + quota_retention }
-    end
-    remaining = limit - used
-    if remaining < 0 then remaining = 0 end
-    reset = end_s * 1000000 - now_us
-    if allowed then retry = 0 else retry = reset end
+    if not allowed then batch_ok = false end
+    local o = #out
+    out[o + 1] = allowed and 1 or 0
+    out[o + 2] = limit
+    out[o + 3] = remaining
+    out[o + 4] = retry
+    out[o + 5] = reset
+    out[o + 6] = used
   end
-  if not allowed then admitted = false end
-  local o = #out
-  out[o + 1] = allowed and 1 or 0
-  out[o + 2] = limit
-  out[o + 3] = remaining
-  out[o + 4] = retry
-  out[o + 5] = reset
-  out[o + 6] = used
+  a = a + 5 * n
+  k = k + n
+  local ukey = nil
+  if usage_days > 0 then
+    k = k + 1
+    ukey = KEYS[k]
+  end
+
+  if batch_ok then
+    for key, v in pairs(mine) do pending[key] = v end
+    commits[#commits + 1] = { writes, cost, usage_days, ukey }
+  elseif not shadow then
+    admitted = false
+  end
 end
 
-if admitted and cost > 0 then
-  for _, w in ipairs(writes) do
-    if w[1] == 't' then
-      -- Past its TAT a throttle is idle, which is what a missing key means.
-      redis.call('SET', w[2], string.format('%d', w[3]), 'PXAT', string.format('%d', floor(w[3] / 1000) + 1))
-    else
-      redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
-      redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
-    end
-  end
-  if usage_days > 0 then
-    local ukey = KEYS[n + 1]
-    local total = redis.call('HINCRBY', ukey, day_id(now_s), cost)
-    redis.call('EXPIRE', ukey, string.format('%d', usage_days * 86400))
-    if total == cost then
-      -- First use of a new day: drop days past the retention (fields sort as dates).
-      local cutoff = day_id(now_s - usage_days * 86400)
-      for _, field in ipairs(redis.call('HKEYS', ukey)) do
-        if field < cutoff then redis.call('HDEL', ukey, field) end
+if admitted and commit then
+  for _, c in ipairs(commits) do
+    local cost, usage_days, ukey = c[2], c[3], c[4]
+    if cost > 0 then
+      for _, w in ipairs(c[1]) do
+        if w[1] == 't' then
+          -- Past its TAT a throttle is idle, which is what a missing key means.
+          redis.call('SET', w[2], string.format('%d', w[3]), 'PXAT', string.format('%d', floor(w[3] / 1000) + 1))
+        else
+          redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
+          redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
+        end
+      end
+      if usage_days > 0 then
+        local total = redis.call('HINCRBY', ukey, day_id(now_s), cost)
+        redis.call('EXPIRE', ukey, string.format('%d', usage_days * 86400))
+        if total == cost then
+          -- First use of a new day: drop days past the retention (fields sort as dates).
+          local cutoff = day_id(now_s - usage_days * 86400)
+          for _, field in ipairs(redis.call('HKEYS', ukey)) do
+            if field < cutoff then redis.call('HDEL', ukey, field) end
+          end
+        end
       end
     end
   end
