@@ -15,9 +15,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind, LimitStatus, QUOTA_RETENTION_S};
 
+/// The check script's source, for tools that need to know what it runs (the load generator
+/// tells the commands the script calls apart from client round trips in `INFO commandstats`).
+pub const CHECK_LUA: &str = include_str!("scripts/check.lua");
+
 /// The check script; see its header for the KEYS/ARGV contract.
-pub static CHECK_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/check.lua")));
+pub static CHECK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_LUA));
 
 /// How tollgate reaches Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
