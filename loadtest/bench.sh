@@ -97,6 +97,12 @@ wait_for 20 healthy || { cat "$WORK/tollgate.log"; exit 1; }
 
 echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(redis-server --version | cut -d' ' -f1-3)"
 echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"
+# Other work on the machine skews every figure; the load average before and after says how
+# much, and Redis's own probe shows how long this host can stall a running process (on a
+# shared VM, tens of ms: such stalls, not tollgate, then set the p99).
+echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+JITTER_US=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
+echo "==> host jitter: worst stall ${JITTER_US:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
 
 LIMIT=$((DURATION + WARMUP + 60))
 COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
@@ -143,6 +149,7 @@ HOT_SHARE=$(awk -v calls="$(field "$HOT" redis_calls)" -v rest="$(field "$HOT" r
   'BEGIN { s = (calls > 0 ? (calls - rest * per) / calls : 0); if (s < 0) s = 0; printf "%.3f", s }')
 
 echo
+echo "==> load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "==> figures"
 printf '  ceiling (1 call per round trip)  %10.0f checks/s  p99 %s ms\n' "$(field "$CEILING" throughput)" "$(field "$CEILING" p99_ms)"
 PIPED=$(summary ceiling-pipelined <"$WORK/ceiling.out" || true)

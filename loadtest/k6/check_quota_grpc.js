@@ -4,15 +4,16 @@
 //   k6 run -e RATE=5000 -e DURATION=60s loadtest/k6/check_quota_grpc.js      # open loop
 //
 // Every key of the load plan is admitted at these rates, so any refusal or error fails a
-// threshold; p99 must stay under P99_MS (default 20 ms). The proto comes from the server's
-// reflection, so no proto path is needed.
+// threshold; p99 must stay under P99_MS (default 50 ms, for a closed loop at saturation; set
+// it to the latency target for an open-loop run at a given RATE, e.g. P99_MS=2). The proto
+// comes from the server's reflection, so no proto path is needed.
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import { API_ID, STAGE, TREND_STATS, randomKey, scenarios, summary } from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
-const P99_MS = __ENV.P99_MS || '20';
+const P99_MS = __ENV.P99_MS || '50';
 
 const allowed = new Counter('tollgate_allowed');
 const refused = new Counter('tollgate_refused');

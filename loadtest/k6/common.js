@@ -51,7 +51,12 @@ export function summary(data, names) {
   for (const name of names) {
     const m = data.metrics[name];
     if (!m) continue;
-    const vals = Object.entries(m.values).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
+    const order = ['count', 'rate', 'passes', 'fails', ...TREND_STATS];
+    const rank = (k) => (order.indexOf(k) < 0 ? order.length : order.indexOf(k));
+    const vals = Object.entries(m.values)
+      .sort(([a], [b]) => rank(a) - rank(b))
+      .map(([k, v]) => `${k}=${fmt(v)}`)
+      .join(' ');
     lines.push(`  ${name.padEnd(28)} ${vals}`);
     for (const [expr, t] of Object.entries(m.thresholds || {})) {
       lines.push(`    threshold ${expr}: ${t.ok ? 'ok' : 'FAILED'}`);

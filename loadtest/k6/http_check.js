@@ -4,14 +4,15 @@
 //   k6 run -e RATE=5000 -e DURATION=60s loadtest/k6/http_check.js             # open loop
 //
 // Every key of the load plan is admitted at these rates, so any refusal, non-200 or error
-// fails a threshold; p99 must stay under P99_MS (default 20 ms).
+// fails a threshold; p99 must stay under P99_MS (default 50 ms, for a closed loop at
+// saturation; set it to the latency target for an open-loop run at a given RATE, e.g. P99_MS=2).
 import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import { API_ID, STAGE, TREND_STATS, randomKey, scenarios, summary } from './common.js';
 
 const URL = `${__ENV.TOLLGATE_HTTP || 'http://127.0.0.1:8080'}/v1/check`;
-const P99_MS = __ENV.P99_MS || '20';
+const P99_MS = __ENV.P99_MS || '50';
 const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 
 const allowed = new Counter('tollgate_allowed');
