@@ -215,14 +215,18 @@ impl Target for RedisCeiling {
         }
         // Several calls in flight on one multiplexed connection: redis-rs writes them
         // back to back without waiting for replies, i.e. pipelines them.
-        let calls = keys.iter().map(|&k| {
+        let mut calls = tokio::task::JoinSet::new();
+        for &k in keys {
             let mut conn = self.mine.clone();
-            let inv = &self.invocations[k];
-            async move { inv.invoke_async::<Vec<i64>>(&mut conn).await }
-        });
+            let invocations = self.invocations.clone();
+            calls.spawn(async move { invocations[k].invoke_async::<Vec<i64>>(&mut conn).await });
+        }
         let mut tally = Tally::default();
-        for r in futures_util::future::join_all(calls).await {
-            tally.add(&tally_reply(r));
+        while let Some(joined) = calls.join_next().await {
+            match joined {
+                Ok(r) => tally.add(&tally_reply(r)),
+                Err(_) => tally.errors += 1,
+            }
         }
         tally
     }
