@@ -7,7 +7,9 @@
 //!   shows as the queue it would build at its clients rather than as fewer, faster samples
 //!   (coordinated omission). The schedule is kept by a dedicated OS thread sleeping with
 //!   the kernel's timer precision (tens of µs) rather than tokio's 1 ms timer wheel; a late
-//!   tick is charged to the latency, so the figures err on the slow side.
+//!   tick is charged to the latency, so the figures err on the slow side. The time from the
+//!   actual send is kept too: on a machine where the load generator shares the cores with
+//!   the target, the gap between the two is the generator's own queueing.
 //!
 //! Both run a warm-up first (connections up, caches and the script loaded) that counts
 //! towards `sent_total` but not towards the measured figures.
@@ -131,12 +133,14 @@ pub async fn open_loop<T: Target>(target: &T, spec: &RunSpec, rate: f64) -> Repo
         n += 1;
         let stats = stats.clone();
         tokio::spawn(async move {
+            let sent = Instant::now();
             let tally = t.call(&keys).await;
-            let latency = due.elapsed();
+            let done = Instant::now();
             let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
             s.sent_total += keys.len() as u64;
             if due >= measure_from {
-                s.record(latency, &tally);
+                s.record(done - due, &tally);
+                s.record_sent(done - sent);
             }
             drop(permit);
         });

@@ -47,8 +47,11 @@ pub fn histogram() -> Histogram<u64> {
 /// The measurements of one worker, or of a whole run once merged.
 #[derive(Debug, Clone)]
 pub struct Stats {
-    /// Latency per call, µs.
+    /// Latency per call, µs (open loop: from the time the call was due).
     pub latency_us: Histogram<u64>,
+    /// Open loop only: from the moment the call was actually sent, µs. Its gap to
+    /// `latency_us` is time spent queued in the load generator (busy callers, a late tick).
+    pub sent_us: Histogram<u64>,
     /// Outcomes in the measured window.
     pub tally: Tally,
     /// Checks sent in total, warm-up included (for per-check Redis accounting).
@@ -63,6 +66,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             latency_us: histogram(),
+            sent_us: histogram(),
             tally: Tally::default(),
             sent_total: 0,
             hot_total: 0,
@@ -81,10 +85,19 @@ impl Stats {
         self.tally.add(tally);
     }
 
+    /// Records, for an open-loop call, the time from its actual send to its answer.
+    pub fn record_sent(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.sent_us.saturating_record(us);
+    }
+
     /// Merges another worker's stats in.
     pub fn merge(&mut self, other: &Stats) {
         // Same bounds on both sides, so adding cannot fail; ignore it if it somehow does.
         let _ = self.latency_us.add(&other.latency_us);
+        let _ = self.sent_us.add(&other.sent_us);
         self.tally.add(&other.tally);
         self.sent_total += other.sent_total;
         self.hot_total += other.hot_total;
@@ -174,6 +187,17 @@ impl Report {
             self.latency_ms(0.999),
             ms(s.latency_us.max())
         );
+        if !s.sent_us.is_empty() {
+            let q = |x: f64| ms(s.sent_us.value_at_quantile(x));
+            let _ = writeln!(
+                out,
+                "  from actual send ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  (the rest is queueing in the load generator)",
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                q(0.999)
+            );
+        }
         if s.hot_total > 0 {
             let _ = writeln!(
                 out,
@@ -210,6 +234,10 @@ impl Report {
         ];
         if let Some(r) = self.rate {
             f.push(("rate".into(), format!("{r:.1}")));
+        }
+        if !s.sent_us.is_empty() {
+            let p99 = ms(s.sent_us.value_at_quantile(0.99));
+            f.push(("p99_sent_ms".into(), format!("{p99:.3}")));
         }
         f
     }
