@@ -30,9 +30,12 @@ use tollgate_core::calendar::{day_id, window};
 use tollgate_core::catalog::QUOTA_LIMIT_NAME;
 use tollgate_core::quota::{QuotaLimit, QuotaState};
 
+/// The check script's source, for tools that need to know what it runs (the load generator
+/// tells the commands the script calls apart from client round trips in `INFO commandstats`).
+pub const CHECK_LUA: &str = include_str!("scripts/check.lua");
+
 /// The check script; see its header for the KEYS/ARGV contract.
-pub static CHECK_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/check.lua")));
+pub static CHECK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_LUA));
 
 /// The line of `check.lua` where its function block ends; scripts that reuse the calendar
 /// run with everything above it in front.

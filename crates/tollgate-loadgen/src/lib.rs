@@ -1,0 +1,25 @@
+//! Load generator for tollgate: drives CheckQuota closed- and open-loop over many keys or one
+//! hot key, and measures the Redis ceiling of tollgate's own check script.
+//!
+//! Module map:
+//! - [`cli`]: the command line (`grpc`, `ceiling`, `gen-config`) and what each runs.
+//! - [`workload`]: the plans and keys of a load, as tollgate YAML and as an in-process
+//!   catalog, and the choice of key per call (uniform, or one hot key).
+//! - [`target`]: what is driven: gRPC `CheckQuota`, or `check.lua` straight on Redis (the
+//!   ceiling); the extension point for Envoy RLS `ShouldRateLimit` is documented there.
+//! - [`driver`]: closed loop (fixed callers) and open loop (fixed rate, latency from the
+//!   intended send time).
+//! - [`report`]: counts, HDR latency histograms, and the printed figures.
+//! - [`redis_stats`]: Redis round trips per check from `INFO commandstats`.
+//!
+//! Nothing in the workspace depends on this crate.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod driver;
+pub mod redis_stats;
+pub mod report;
+pub mod target;
+pub mod workload;

@@ -1,0 +1,172 @@
+//! A seconds-long smoke run of every load mode against a real Redis and an in-process
+//! tollgate, so the load tools cannot rot. No thresholds on speed: only that each mode
+//! runs, answers, and counts what it should.
+
+use clap::Parser;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tollgate_loadgen::cli::{run, Cli};
+use tollgate_loadgen::report::Report;
+use tollgate_loadgen::workload;
+use tollgate_testkit::RedisServer;
+
+const KEYS: usize = 200;
+
+fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+async fn loadgen(args: &[&str]) -> Vec<Report> {
+    let cli = Cli::try_parse_from(["tollgate-loadgen"].iter().chain(args)).unwrap();
+    run(cli).await.unwrap()
+}
+
+/// The generated config loads in tollgate, and tollgate resolves every key to exactly the
+/// Redis keys and script arguments the ceiling uses.
+#[test]
+fn generated_config_matches_the_ceiling_catalog() {
+    let yaml = workload::config_yaml(KEYS);
+    let from_file = tollgate_server::config::parse("gen.yaml", &yaml, 1_700_000_000).unwrap();
+    let in_process = workload::catalog(KEYS, 1_700_000_000).unwrap();
+    let values = workload::key_values(KEYS);
+    for k in [0, 1, KEYS / 2, KEYS - 1, KEYS] {
+        let req = workload::request(k, &values);
+        assert_eq!(
+            from_file.resolve(&req, Some(90)),
+            in_process.resolve(&req, Some(90)),
+            "key {k}"
+        );
+    }
+}
+
+/// gRPC closed loop, open loop and hot key against tollgate on Redis, then the ceiling
+/// and its pipelined figure, each for a fraction of a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_runs() {
+    let redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("load.yaml");
+    std::fs::write(&cfg, workload::config_yaml(KEYS)).unwrap();
+    let (grpc, http) = (free_addr(), free_addr());
+    let mut settings = tollgate_server::cli::ServeSettings::with_defaults();
+    settings.config = Some(cfg);
+    settings.redis_url = Some(redis.url());
+    settings.grpc_addr = grpc.parse().unwrap();
+    settings.http_addr = http.parse().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(tollgate_server::app::serve(settings, async {
+        let _ = stopped.await;
+    }));
+    let addr = format!("http://{grpc}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&grpc).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let keys = KEYS.to_string();
+    let common = ["-k", &keys, "-c", "4", "-d", "400ms", "--warmup", "100ms"];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        common
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let url = redis.url();
+
+    let args = [
+        vec![
+            "grpc".to_string(),
+            "--addr".into(),
+            addr.clone(),
+            "--redis-stats".into(),
+            url.clone(),
+        ],
+        with(&[]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let s = &r[0].stats;
+    assert!(s.tally.allowed > 0, "{}", r[0].human());
+    assert_eq!(s.tally.checks(), s.tally.allowed, "{}", r[0].human());
+    assert!(r[0].latency_ms(0.99) > 0.0);
+
+    let args = [
+        vec!["grpc".to_string(), "--addr".into(), addr.clone()],
+        with(&["--rate", "200"]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(r[0].mode, "open");
+    let checks = r[0].stats.tally.checks();
+    assert!(
+        (40..=120).contains(&checks),
+        "200/s for 0.4 s sent {checks}"
+    );
+
+    let args = [
+        vec!["grpc".to_string(), "--addr".into(), addr.clone()],
+        with(&["--hot", "--hot-factor", "10"]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let s = &r[0].stats;
+    assert!(s.hot_total > s.rest_total, "{}", r[0].human());
+    assert!(
+        s.tally.limited > 0,
+        "the abusive key is refused: {}",
+        r[0].human()
+    );
+
+    let args = [
+        vec![
+            "ceiling".to_string(),
+            "--redis-url".into(),
+            url.clone(),
+            "--pipeline".into(),
+            "4".into(),
+        ],
+        with(&[]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0].target.as_str(), r[1].target.as_str()),
+        ("ceiling", "ceiling-pipelined")
+    );
+    for rep in &r {
+        assert!(rep.stats.tally.allowed > 0, "{}", rep.human());
+        assert_eq!(rep.stats.tally.errors, 0, "{}", rep.human());
+    }
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The binary starts, prints a config, and the load scripts are valid shell.
+#[test]
+fn binary_and_scripts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["gen-config", "--keys", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("lg2") && yaml.contains(workload::HOT_KEY_ID));
+    let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
+    for script in ["bench.sh", "oha.sh"] {
+        let status = Command::new("bash")
+            .arg("-n")
+            .arg(loadtest.join(script))
+            .status()
+            .unwrap();
+        assert!(status.success(), "bash -n {script}");
+    }
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# loadtest/bench.sh: tollgate measured against the Redis ceiling of its own check script,
+# in one run, on this machine.
+#
+# Starts its own redis-server and a release-built tollgate on free loopback ports, with a
+# generated config of 10 000 keys (tollgate-loadgen gen-config), then runs back to back:
+#   1. ceiling   check.lua straight on Redis: C callers, one script call per round trip,
+#                the same keys and arguments tollgate sends (and a pipelined figure);
+#   2. peak      tollgate CheckQuota closed loop, C callers, the same keys;
+#   3. half      tollgate open loop at half of that peak: latency from intended send time;
+#   4. hot key   closed loop where one abusive key sends 100x the traffic of all others.
+# Redis calls are counted with INFO commandstats deltas. It ends with one line
+#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction>
+# where redis_calls_per_check counts client calls (EVALSHA, PING, ...) per admitted check
+# and hot_key_redis_share is the fraction of Redis calls in run 4 caused by the abusive key.
+#
+# Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS]
+#   --quick   a seconds-long smoke run (2 s per phase, 1000 keys)
+# Needs redis-server and cargo (see the README's set-up); uses only 127.0.0.1; every run is
+# bounded in time, and everything it started or wrote is removed when it exits.
+set -euo pipefail
+
+KEYS=10000
+CONC=50
+DURATION=10
+WARMUP=2
+HOT_FACTOR=100
+while (($#)); do
+  case "$1" in
+    --quick) KEYS=1000; DURATION=2; WARMUP=1; shift ;;
+    --keys) KEYS="$2"; shift 2 ;;
+    --concurrency) CONC="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+command -v redis-server >/dev/null || { echo "bench.sh: redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+
+echo "==> building tollgate and tollgate-loadgen (release)"
+cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
+BIN="${CARGO_TARGET_DIR:-target}/release"
+TOLLGATE="$BIN/tollgate"
+LOADGEN="$BIN/tollgate-loadgen"
+
+WORK="$(mktemp -d -t tollgate-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf -- "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port: one nothing answers on, from a range the kernel does not hand out.
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  echo "bench.sh: no free port found" >&2
+  exit 1
+}
+
+wait_for() { # wait_for SECONDS COMMAND...
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+REDIS_PORT=$(free_port)
+GRPC_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+
+"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
+  --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
+PIDS+=($!)
+healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
+wait_for 20 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+
+echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(redis-server --version | cut -d' ' -f1-3)"
+echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"
+# Other work on the machine skews every figure; the load average before and after says how
+# much, and Redis's own probe shows how long this host can stall a running process (on a
+# shared VM, tens of ms: such stalls, not tollgate, then set the p99).
+echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+JITTER_US=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
+echo "==> host jitter: worst stall ${JITTER_US:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
+
+LIMIT=$((DURATION + WARMUP + 60))
+COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
+
+summary() { # summary TARGET < output: the SUMMARY line of that target
+  grep "^SUMMARY target=$1 " | tail -1
+}
+field() { # field LINE NAME
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
+}
+
+echo
+echo "==> 1. ceiling: check.lua straight on Redis"
+timeout "$((2 * LIMIT))" "$LOADGEN" ceiling --redis-url "$REDIS_URL" "${COMMON[@]}" | tee "$WORK/ceiling.out"
+CEILING=$(summary ceiling <"$WORK/ceiling.out")
+redis-cli -p "$REDIS_PORT" flushall >/dev/null # tollgate starts from the same empty state
+
+echo
+echo "==> 2. tollgate CheckQuota, closed loop (peak)"
+timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
+  "${COMMON[@]}" | tee "$WORK/peak.out"
+PEAK=$(summary grpc <"$WORK/peak.out")
+PEAK_TPUT=$(field "$PEAK" throughput)
+HALF=$(awk -v t="$PEAK_TPUT" 'BEGIN { printf "%.0f", t / 2 }')
+
+echo
+echo "==> 3. tollgate CheckQuota, open loop at half the peak ($HALF checks/s)"
+timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
+  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" | tee "$WORK/half.out"
+HALF_LINE=$(summary grpc <"$WORK/half.out")
+
+echo
+echo "==> 4. tollgate CheckQuota, one abusive key at ${HOT_FACTOR}x the traffic of all others"
+timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
+  "${COMMON[@]}" --hot --hot-factor "$HOT_FACTOR" | tee "$WORK/hot.out"
+HOT=$(summary grpc <"$WORK/hot.out")
+
+RATIO=$(awk -v a="$PEAK_TPUT" -v b="$(field "$CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+P99_HALF=$(field "$HALF_LINE" p99_ms)
+PER_CHECK=$(field "$PEAK" redis_calls_per_check)
+# The ordinary keys are always admitted, so they cost what an admitted check costs (run 2);
+# every other Redis call of run 4 was caused by the abusive key.
+HOT_SHARE=$(awk -v calls="$(field "$HOT" redis_calls)" -v rest="$(field "$HOT" rest_total)" -v per="$PER_CHECK" \
+  'BEGIN { s = (calls > 0 ? (calls - rest * per) / calls : 0); if (s < 0) s = 0; printf "%.3f", s }')
+
+echo
+echo "==> load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "==> figures"
+printf '  ceiling (1 call per round trip)  %10.0f checks/s  p99 %s ms\n' "$(field "$CEILING" throughput)" "$(field "$CEILING" p99_ms)"
+PIPED=$(summary ceiling-pipelined <"$WORK/ceiling.out" || true)
+[[ -n "$PIPED" ]] && printf '  ceiling pipelined (reference)    %10.0f checks/s\n' "$(field "$PIPED" throughput)"
+printf '  tollgate peak (closed loop)      %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
+  "$PEAK_TPUT" "$(field "$PEAK" p50_ms)" "$(field "$PEAK" p99_ms)" "$(field "$PEAK" p999_ms)"
+printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  (p99 from actual send %s ms)\n' \
+  "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$P99_HALF" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
+printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
+  "$(field "$HOT" throughput)" "$(field "$HOT" hot_total)" "$(field "$HOT" sent_total)"
+echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE"
