@@ -17,19 +17,55 @@ use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind};
 /// cache starts over (it is only an optimisation).
 const MAX_ENTRIES: usize = 100_000;
 
+/// How long one caller's probe of an expired denial may take before another may probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 struct Denial {
     outcome: BatchOutcome,
     cached_at: Instant,
     until: Instant,
+    /// When a caller was let through to the store after `until`, to learn whether the
+    /// denial still holds.
+    probing_since: Option<Instant>,
+}
+
+impl Denial {
+    /// The cached outcome with its times brought up to `now`.
+    fn at(&self, now: Instant) -> BatchOutcome {
+        let elapsed = now.duration_since(self.cached_at).as_micros() as u64;
+        let mut o = self.outcome.clone();
+        o.now_us += elapsed as i64;
+        for s in &mut o.statuses {
+            s.retry_after_us = s.retry_after_us.saturating_sub(elapsed);
+            s.reset_after_us = s.reset_after_us.saturating_sub(elapsed);
+        }
+        o
+    }
+}
+
+/// What the cache says about a check.
+pub enum Lookup {
+    /// Known denied: answer this without the store.
+    Denied(BatchOutcome),
+    /// Ask the store, then [`DenyCache::record`] its answer under this identity.
+    AskStore(String),
 }
 
 /// Denials by batch identity (hash tag and limit names).
+///
+/// When a denial runs out, exactly one caller is let through to the store (a probe) while
+/// the others keep getting the denial until the probe's answer is recorded. Without this,
+/// every caller of a hot key would reach Redis together at each expiry (a thundering herd:
+/// 50 callers × 10 expiries/s for a key throttled to 10/s). Holding the others back costs
+/// nothing for a throttle, where an expiry frees one unit and the probe takes it; after a
+/// quota period ends, the others wait one store round trip longer than they had to.
 #[derive(Default)]
 pub struct DenyCache {
     entries: DashMap<String, Denial>,
 }
 
-fn identity(batch: &LimitBatch) -> String {
+/// The identity of a batch: its hash tag and limit names.
+pub fn identity(batch: &LimitBatch) -> String {
     let mut id = String::with_capacity(batch.tag.len() + 8 * batch.limits.len());
     id.push_str(&batch.tag);
     for l in &batch.limits {
@@ -63,34 +99,43 @@ impl DenyCache {
         Self::default()
     }
 
-    /// The cached denial of `batch`, with its times brought up to now.
-    pub fn get(&self, batch: &LimitBatch) -> Option<BatchOutcome> {
+    /// Whether `batch` is known to be denied now.
+    pub fn lookup(&self, batch: &LimitBatch) -> Lookup {
         let id = identity(batch);
         let now = Instant::now();
-        let hit = self.entries.get(&id).and_then(|d| {
-            (d.until > now).then(|| {
-                let elapsed = now.duration_since(d.cached_at).as_micros() as u64;
-                let mut o = d.outcome.clone();
-                o.now_us += elapsed as i64;
-                for s in &mut o.statuses {
-                    s.retry_after_us = s.retry_after_us.saturating_sub(elapsed);
-                    s.reset_after_us = s.reset_after_us.saturating_sub(elapsed);
-                }
-                o
-            })
-        });
-        if hit.is_none() {
-            self.entries.remove_if(&id, |_, d| d.until <= now);
+        let probe_running = |d: &Denial| {
+            d.probing_since
+                .is_some_and(|t| now.duration_since(t) < PROBE_TIMEOUT)
+        };
+        match self.entries.get(&id) {
+            None => return Lookup::AskStore(id),
+            Some(d) if d.until > now || probe_running(&d) => return Lookup::Denied(d.at(now)),
+            Some(_) => {}
         }
-        hit
+        // Expired and nobody probing: claim the probe (re-checked under the write lock, since
+        // another caller may have claimed it in between).
+        if let Some(mut d) = self.entries.get_mut(&id) {
+            if d.until > now || probe_running(&d) {
+                return Lookup::Denied(d.at(now));
+            }
+            d.probing_since = Some(now);
+        }
+        Lookup::AskStore(id)
     }
 
-    /// Remembers `outcome` if it denies every request of `batch` for a while.
-    pub fn record(&self, batch: &LimitBatch, outcome: &BatchOutcome) {
-        if outcome.admitted {
-            return;
-        }
-        let Some(span) = denial_span(batch, outcome) else {
+    /// Records the store's answer for the batch `id` (from [`DenyCache::lookup`]): keeps it
+    /// if it denies every request of `batch` for a while, else forgets any old denial.
+    pub fn record(&self, id: String, batch: &LimitBatch, outcome: &BatchOutcome) {
+        let span = if outcome.admitted {
+            None
+        } else {
+            denial_span(batch, outcome)
+        };
+        let Some(span) = span else {
+            // Only touch the map (a write lock) when there is a denial to end.
+            if self.entries.contains_key(&id) {
+                self.entries.remove(&id);
+            }
             return;
         };
         if self.entries.len() >= MAX_ENTRIES {
@@ -102,13 +147,21 @@ impl DenyCache {
         }
         let now = Instant::now();
         self.entries.insert(
-            identity(batch),
+            id,
             Denial {
                 outcome: outcome.clone(),
                 cached_at: now,
                 until: now + span,
+                probing_since: None,
             },
         );
+    }
+
+    /// Lets another caller probe the batch `id` at once (the probe's store call failed).
+    pub fn end_probe(&self, id: &str) {
+        if let Some(mut d) = self.entries.get_mut(id) {
+            d.probing_since = None;
+        }
     }
 
     /// Forgets every denial (the plans, keys or quotas changed).
@@ -144,6 +197,10 @@ mod tests {
         }
     }
 
+    fn is_denied(l: Lookup) -> bool {
+        matches!(l, Lookup::Denied(_))
+    }
+
     /// A quota with nothing left is cached until the period ends; a denial of a large cost
     /// with units left is not cached.
     #[test]
@@ -170,24 +227,31 @@ mod tests {
         };
         let cache = DenyCache::new();
         let big = batch(vec![q.clone()], 3);
-        cache.record(&big, &evaluate_batch(&big, now, used(4)).outcome);
+        cache.record(
+            identity(&big),
+            &big,
+            &evaluate_batch(&big, now, used(4)).outcome,
+        );
         assert!(
-            cache.get(&big).is_none(),
+            !is_denied(cache.lookup(&big)),
             "one unit is left: a cost-1 call could pass"
         );
         let one = batch(vec![q], 1);
         let o = evaluate_batch(&one, now, used(5)).outcome;
-        cache.record(&one, &o);
-        let hit = cache.get(&one).expect("cached");
+        cache.record(identity(&one), &one, &o);
+        let Lookup::Denied(hit) = cache.lookup(&one) else {
+            panic!("not cached")
+        };
         assert!(!hit.admitted);
         assert!(hit.statuses[0].retry_after_us <= o.statuses[0].retry_after_us);
         cache.clear();
-        assert!(cache.get(&one).is_none());
+        assert!(!is_denied(cache.lookup(&one)));
     }
 
-    /// A throttle denial lasts until one unit is free again, not until the full burst.
+    /// A throttle denial lasts until one unit is free again; then one caller probes the
+    /// store while the others keep the denial, and an admitted probe ends it.
     #[test]
-    fn throttle_denial_lasts_one_interval() {
+    fn throttle_denial_then_one_probe() {
         let t = Limit {
             name: "t".into(),
             kind: LimitKind::Throttle(GcraLimit::per_second(1000.0, 5).unwrap()),
@@ -198,10 +262,39 @@ mod tests {
         assert!(!o.admitted);
         assert_eq!(denial_span(&b, &o), Some(Duration::from_micros(1_000)));
         let cache = DenyCache::new();
-        cache.record(&b, &o);
-        assert!(cache.get(&b).is_some());
+        cache.record(identity(&b), &b, &o);
+        assert!(is_denied(cache.lookup(&b)));
         std::thread::sleep(Duration::from_millis(2));
-        assert!(cache.get(&b).is_none(), "expired after one interval");
-        assert!(cache.is_empty(), "expired entries are dropped on lookup");
+        let Lookup::AskStore(id) = cache.lookup(&b) else {
+            panic!("expired after one interval")
+        };
+        assert!(
+            is_denied(cache.lookup(&b)),
+            "one probe at a time; the others wait for it"
+        );
+        let admitted = evaluate_batch(&b, now + 10_000, |_| None).outcome;
+        cache.record(id, &b, &admitted);
+        assert!(cache.is_empty(), "an admitted probe ends the denial");
+        assert!(!is_denied(cache.lookup(&b)));
+    }
+
+    /// A failed probe lets the next caller probe at once.
+    #[test]
+    fn failed_probe_is_released() {
+        let t = Limit {
+            name: "t".into(),
+            kind: LimitKind::Throttle(GcraLimit::per_second(1000.0, 1).unwrap()),
+        };
+        let b = batch(vec![t], 1);
+        let now = 1_800_000_000_000_000;
+        let o = evaluate_batch(&b, now, |_| Some(StoredValue::Tat(now + 1_000))).outcome;
+        let cache = DenyCache::new();
+        cache.record(identity(&b), &b, &o);
+        std::thread::sleep(Duration::from_millis(2));
+        let Lookup::AskStore(id) = cache.lookup(&b) else {
+            panic!("expired")
+        };
+        cache.end_probe(&id);
+        assert!(!is_denied(cache.lookup(&b)));
     }
 }

@@ -4,7 +4,7 @@
 //! logic lives in an adapter.
 
 use crate::cli::FailureMode;
-use crate::deny_cache::DenyCache;
+use crate::deny_cache::{DenyCache, Lookup};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use thiserror::Error;
@@ -114,18 +114,24 @@ impl Limiter {
                 Err(verdict) => return Decision::refused(verdict),
             }
         };
-        if let Some(outcome) = self.denials.get(&resolved.batch) {
-            crate::metrics::metrics().deny_cache_hits.inc();
-            return Decision::from_outcome(&resolved, &outcome);
-        }
+        let id = match self.denials.lookup(&resolved.batch) {
+            Lookup::Denied(outcome) => {
+                crate::metrics::metrics().deny_cache_hits.inc();
+                return Decision::from_outcome(&resolved, &outcome);
+            }
+            Lookup::AskStore(id) => id,
+        };
         match self.store.check(&resolved.batch).await {
             Ok(outcome) => {
-                self.denials.record(&resolved.batch, &outcome);
+                self.denials.record(id, &resolved.batch, &outcome);
                 Decision::from_outcome(&resolved, &outcome)
             }
             Err(e) => {
+                self.denials.end_probe(&id);
                 crate::metrics::store_error(&e);
-                warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode");
+                if store_warning_due() {
+                    warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode (logged at most once a second)");
+                }
                 let mut d = Decision::refused(match self.failure_mode {
                     FailureMode::Allow => Verdict::Ok,
                     FailureMode::Deny => Verdict::Unavailable,
@@ -158,7 +164,9 @@ impl Limiter {
             Ok(outcome) => Ok(rls_check::decide(&plan, &outcome)),
             Err(e) => {
                 crate::metrics::store_error(&e);
-                warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode");
+                if store_warning_due() {
+                    warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode (logged at most once a second)");
+                }
                 match self.failure_mode {
                     FailureMode::Allow => Ok(RlsDecision::allow_all(req.descriptors.len())),
                     FailureMode::Deny => Err(RlsCheckError::Unavailable(e)),
@@ -166,4 +174,15 @@ impl Limiter {
             }
         }
     }
+}
+
+/// Whether a store failure should be logged now: at most once a second, since during an
+/// outage every check fails the same way and one line per check would flood the logs.
+fn store_warning_due() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST_SECOND.swap(now, Ordering::Relaxed) != now
 }

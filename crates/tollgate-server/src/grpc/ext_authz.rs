@@ -210,6 +210,7 @@ pub fn to_pb(d: &Decision) -> CheckResponse {
 impl Authorization for ExtAuthzApi {
     #[instrument(
         name = "ext_authz.Check",
+        level = "debug",
         skip_all,
         fields(api_id, stage, method, plan_id, key_id, verdict)
     )]

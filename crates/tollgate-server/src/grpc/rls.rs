@@ -219,6 +219,7 @@ fn record(d: &RlsDecision) {
 impl RateLimitService for RlsApi {
     #[instrument(
         name = "ShouldRateLimit",
+        level = "debug",
         skip_all,
         fields(domain, descriptors, overall_code)
     )]

@@ -192,6 +192,7 @@ pub fn answer_bad_input(bad: &BadInput, mode: Mode) -> Response {
 /// `/v1/auth`.
 #[instrument(
     name = "http.auth_request",
+    level = "debug",
     skip_all,
     fields(api_id, stage, method, plan_id, key_id, verdict)
 )]

@@ -279,6 +279,7 @@ pub fn add_headers(response: &mut Response, headers: &[Header]) {
 /// `POST /v1/check`.
 #[instrument(
     name = "http.check",
+    level = "debug",
     skip_all,
     fields(api_id, stage, method, plan_id, key_id, verdict)
 )]
