@@ -199,8 +199,10 @@ impl Catalog {
         };
 
         let mut limits = Vec::with_capacity(2);
-        let method = req.method.to_ascii_uppercase();
-        let override_throttle = stage.and_then(|s| {
+        // Most stages have no per-method throttles: build the lookup keys only when one
+        // could match (this runs on every check).
+        let override_throttle = stage.filter(|s| !s.throttle.is_empty()).and_then(|s| {
+            let method = req.method.to_ascii_uppercase();
             [
                 format!("{}/{}", req.resource, method),
                 format!("{}/*", req.resource),
