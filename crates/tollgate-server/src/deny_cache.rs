@@ -75,10 +75,20 @@ pub fn identity(batch: &LimitBatch) -> String {
     id
 }
 
-/// How long, from the check, until a cost-1 request could pass the limit that denied
-/// `outcome`; `None` when a cost-1 request could pass now (only a bigger cost was refused).
-fn denial_span(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<Duration> {
-    let i = outcome.denied_by()?;
+/// The denial to cache after `outcome`, and how long it holds: until a cost-1 request could
+/// pass again. `None` when a cost-1 request could pass now.
+///
+/// A denial with nothing left holds until the denying limit frees a unit. So does an
+/// admission that took the last unit of a limit: the next request is certain to be refused
+/// until then, so it is cached as that refusal. Without the second case, every admission
+/// of a hot throttled key (10/s) would send all its callers to Redis until one of them
+/// learnt the refusal again.
+fn cached_denial(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<(BatchOutcome, Duration)> {
+    let i = if outcome.admitted {
+        outcome.statuses.iter().position(|s| s.remaining == 0)?
+    } else {
+        outcome.denied_by()?
+    };
     let status = outcome.statuses.get(i)?;
     if status.remaining > 0 {
         return None;
@@ -90,7 +100,24 @@ fn denial_span(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<Duration> {
             .reset_after_us
             .saturating_sub(g.interval_us().saturating_mul(g.burst().saturating_sub(1))),
     };
-    (wait_us > 0).then(|| Duration::from_micros(wait_us))
+    if wait_us == 0 {
+        return None;
+    }
+    let mut denial = outcome.clone();
+    if denial.admitted {
+        denial.admitted = false;
+        if let Some(s) = denial.statuses.get_mut(i) {
+            s.allowed = false;
+            s.retry_after_us = wait_us;
+        }
+    }
+    Some((denial, Duration::from_micros(wait_us)))
+}
+
+/// How long the cached denial after `outcome` holds (see [`cached_denial`]).
+#[cfg(test)]
+fn denial_span(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<Duration> {
+    cached_denial(batch, outcome).map(|(_, d)| d)
 }
 
 impl DenyCache {
@@ -126,12 +153,7 @@ impl DenyCache {
     /// Records the store's answer for the batch `id` (from [`DenyCache::lookup`]): keeps it
     /// if it denies every request of `batch` for a while, else forgets any old denial.
     pub fn record(&self, id: String, batch: &LimitBatch, outcome: &BatchOutcome) {
-        let span = if outcome.admitted {
-            None
-        } else {
-            denial_span(batch, outcome)
-        };
-        let Some(span) = span else {
+        let Some((denial, span)) = cached_denial(batch, outcome) else {
             // Only touch the map (a write lock) when there is a denial to end.
             if self.entries.contains_key(&id) {
                 self.entries.remove(&id);
@@ -149,7 +171,7 @@ impl DenyCache {
         self.entries.insert(
             id,
             Denial {
-                outcome: outcome.clone(),
+                outcome: denial,
                 cached_at: now,
                 until: now + span,
                 probing_since: None,
@@ -296,5 +318,31 @@ mod tests {
         };
         cache.end_probe(&id);
         assert!(!is_denied(cache.lookup(&b)));
+    }
+
+    /// An admission that takes the last unit is cached as the refusal the next call would
+    /// get, until one unit is free again.
+    #[test]
+    fn last_unit_admission_caches_the_next_refusal() {
+        let t = Limit {
+            name: "t".into(),
+            kind: LimitKind::Throttle(GcraLimit::per_second(1000.0, 2).unwrap()),
+        };
+        let b = batch(vec![t], 1);
+        let now = 1_800_000_000_000_000;
+        let o = evaluate_batch(&b, now, |_| Some(StoredValue::Tat(now + 1_000))).outcome;
+        assert!(o.admitted && o.statuses[0].remaining == 0);
+        let cache = DenyCache::new();
+        cache.record(identity(&b), &b, &o);
+        let Lookup::Denied(d) = cache.lookup(&b) else {
+            panic!("the next call is known to be refused")
+        };
+        assert!(!d.admitted && !d.statuses[0].allowed);
+        assert!(d.statuses[0].retry_after_us > 0 && d.statuses[0].retry_after_us <= 1_000);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            !is_denied(cache.lookup(&b)),
+            "a unit is free after one interval"
+        );
     }
 }
