@@ -28,7 +28,8 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start the service: gRPC (CheckQuota, health, reflection) and HTTP (/healthz).
+    /// Start the service: gRPC (CheckQuota, Envoy RLS and ext_authz, health, reflection) and
+    /// HTTP (/v1/check, /v1/auth, the management API, /openapi.json, /metrics, /healthz).
     Serve(ServeSettings),
     /// Validate a configuration file and print what it defines, without starting anything.
     CheckConfig {
