@@ -161,7 +161,7 @@ fn binary_and_scripts() {
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("lg2") && yaml.contains(workload::HOT_KEY_ID));
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
-    for script in ["bench.sh", "oha.sh"] {
+    for script in ["bench.sh", "soak.sh", "common.sh", "oha.sh"] {
         let status = Command::new("bash")
             .arg("-n")
             .arg(loadtest.join(script))
