@@ -17,18 +17,7 @@ const ACCESS_KEY_ID: &str = "AKIDTOLLGATETEST";
 const SECRET: &str = "tollgate/test+secret/0123456789abcdef";
 
 fn require_python() {
-    let probe = Command::new("python3")
-        .args(["-c", "import boto3, grpc, grpc_tools"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "python3 lacks boto3/grpcio/grpcio-tools ({}); install them with \
-             `python3 -m pip install -r crates/tollgate-server/tests/python/requirements.txt`",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => panic!("python3 is needed for the boto3 seed-flow test and was not found: {e}"),
-    }
+    support::python::require_python_modules(&["boto3", "grpc", "grpc_tools"]);
 }
 
 /// The seed flow with boto3's apigateway client against tollgate on Redis.

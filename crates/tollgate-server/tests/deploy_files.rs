@@ -8,33 +8,14 @@
 //! crates/tollgate-server/tests/python/requirements.txt`, which `.ci/run` does): without them
 //! these tests fail, saying so.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/test_deploy.py");
-const INSTALL: &str = "pip install -r crates/tollgate-server/tests/python/requirements.txt";
-
-/// Checks once that Python and PyYAML are there; every test fails clearly if not.
 fn require_python() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = CHECK.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import yaml"])
-            .output()
-            .map_err(|e| format!("cannot run python3 ({e}); install Python 3, then {INSTALL}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "python3 lacks PyYAML, which these tests need: {}\nInstall it with: {INSTALL}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    support::python::require_python_modules(&["yaml"]);
 }
 
 /// Runs one check of test_deploy.py and fails with its report if it fails.

@@ -2,33 +2,49 @@
 //! with the command to install them), and Envoy stubs generated once per test binary by
 //! `tests/python/envoy_stubs.py` from the `.proto` files the envoy-types crate ships.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 pub const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
 const INSTALL: &str = "pip install -r crates/tollgate-server/tests/python/requirements.txt";
 
-/// Checks once that Python and the modules are there; every test fails clearly if not.
-pub fn require_python() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = CHECK.get_or_init(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import grpc, grpc_tools, yaml"])
-            .output()
-            .map_err(|e| format!("cannot run python3 ({e}); install Python 3, then {INSTALL}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "python3 lacks a module these tests need: {}\nInstall them with: {INSTALL}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    });
+/// Checks (once per set of modules and test binary) that `python3` can import `modules`;
+/// fails the test with the command that installs them if not. Every test that drives
+/// tollgate from Python calls this, so a missing module is a failure, never a skip.
+pub fn require_python_modules(modules: &[&str]) {
+    static CHECKED: Mutex<BTreeMap<String, Result<(), String>>> = Mutex::new(BTreeMap::new());
+    let imports = modules.join(", ");
+    let result = CHECKED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(imports.clone())
+        .or_insert_with(|| probe(&imports))
+        .clone();
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+fn probe(imports: &str) -> Result<(), String> {
+    let out = Command::new("python3")
+        .args(["-c", &format!("import {imports}")])
+        .output()
+        .map_err(|e| format!("cannot run python3 ({e}); install Python 3, then {INSTALL}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "python3 lacks a module these tests need ({imports}): {}\nInstall them with: {INSTALL}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The modules the Envoy tests need.
+pub fn require_python() {
+    require_python_modules(&["grpc", "grpc_tools", "yaml"]);
 }
 
 /// envoy-types' `proto/` directory, found through `cargo metadata`.
