@@ -105,6 +105,29 @@ impl Limiter {
         &self.store
     }
 
+    /// Decides one check for the adapter of `protocol` (`grpc`, `http`, ...): like
+    /// [`Limiter::check`], and also fills the current span's check fields (`api_id`, `stage`,
+    /// `method`, `plan_id`, `key_id`, `verdict`; never the key value) and records the check's
+    /// metrics, so every adapter observes checks the same way and only translates.
+    pub async fn check_for(&self, protocol: &'static str, req: &CheckRequest) -> Decision {
+        let started = std::time::Instant::now();
+        let span = tracing::Span::current();
+        span.record("api_id", req.api_id.as_str());
+        span.record("stage", req.stage.as_str());
+        span.record("method", req.method.as_str());
+        let decision = self.check(req).await;
+        if let Some(p) = &decision.plan_id {
+            span.record("plan_id", p.as_str());
+        }
+        if let Some(k) = &decision.key_id {
+            span.record("key_id", k.as_str());
+        }
+        let verdict = crate::metrics::verdict_label(decision.verdict);
+        span.record("verdict", verdict);
+        crate::metrics::observe_check(protocol, verdict, started);
+        decision
+    }
+
     /// Decides one check, consuming its cost if admitted.
     pub async fn check(&self, req: &CheckRequest) -> Decision {
         let resolved = {

@@ -20,17 +20,16 @@
 //! Every denial carries `content-type: application/json` and the `RateLimit-*` headers.
 
 use crate::limiter::Limiter;
-use crate::metrics::{metrics, observe_check, verdict_label};
+use crate::metrics::{metrics, verdict_label};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
 };
 use envoy_types::pb::google::rpc;
 use std::sync::Arc;
-use std::time::Instant;
 use tollgate_core::check::{CheckRequest as CoreCheck, Decision};
 use tonic::{Code, Request, Response, Status};
-use tracing::{instrument, Span};
+use tracing::instrument;
 
 /// The default header carrying the API key.
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
@@ -218,25 +217,12 @@ impl Authorization for ExtAuthzApi {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let started = Instant::now();
         let check = self.to_core(request.get_ref())?;
-        let span = Span::current();
-        span.record("api_id", check.api_id.as_str());
-        span.record("stage", check.stage.as_str());
-        span.record("method", check.method.as_str());
-        let decision = self.limiter.check(&check).await;
-        if let Some(p) = &decision.plan_id {
-            span.record("plan_id", p.as_str());
-        }
-        if let Some(k) = &decision.key_id {
-            span.record("key_id", k.as_str());
-        }
-        span.record("verdict", verdict_label(decision.verdict));
+        let decision = self.limiter.check_for("ext_authz", &check).await;
         metrics()
             .ext_authz_checks
             .with_label_values(&[verdict_label(decision.verdict)])
             .inc();
-        observe_check("ext_authz", verdict_label(decision.verdict), started);
         Ok(Response::new(to_pb(&decision)))
     }
 }

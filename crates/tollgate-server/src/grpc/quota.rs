@@ -3,14 +3,12 @@
 //! requests get a gRPC error (`INVALID_ARGUMENT`).
 
 use crate::limiter::Limiter;
-use crate::metrics::{observe_check, verdict_label};
 use std::sync::Arc;
-use std::time::Instant;
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::check::{checked_cost, CheckRequest, Decision, Verdict};
 use tollgate_proto::v1 as pb;
 use tonic::{Request, Response, Status};
-use tracing::{instrument, Span};
+use tracing::instrument;
 
 /// Longest accepted resource path; longer is certainly not a real route.
 const MAX_RESOURCE_LEN: usize = 2_048;
@@ -132,21 +130,8 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
         &self,
         request: Request<pb::CheckQuotaRequest>,
     ) -> Result<Response<pb::CheckQuotaResponse>, Status> {
-        let started = Instant::now();
         let req = to_core(request.into_inner())?;
-        let span = Span::current();
-        span.record("api_id", req.api_id.as_str());
-        span.record("stage", req.stage.as_str());
-        span.record("method", req.method.as_str());
-        let decision = self.limiter.check(&req).await;
-        if let Some(p) = &decision.plan_id {
-            span.record("plan_id", p.as_str());
-        }
-        if let Some(k) = &decision.key_id {
-            span.record("key_id", k.as_str());
-        }
-        span.record("verdict", tracing::field::debug(decision.verdict));
-        observe_check("grpc", verdict_label(decision.verdict), started);
+        let decision = self.limiter.check_for("grpc", &req).await;
         Ok(Response::new(to_pb(decision)))
     }
 }

@@ -29,7 +29,7 @@
 //! `X-Tollgate-Key-Id` and `X-Tollgate-Plan-Id` for the proxy to pass upstream.
 
 use crate::grpc::quota::to_core;
-use crate::http::check::{add_headers, record_decision, verdict_name};
+use crate::http::check::{add_headers, verdict_name};
 use crate::limiter::Limiter;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tollgate_core::check::{checked_cost, CheckRequest, Decision};
 use tollgate_proto::v1 as pb;
-use tracing::{instrument, Span};
+use tracing::instrument;
 
 /// Header the key is read from.
 pub const API_KEY: &str = "x-api-key";
@@ -213,18 +213,7 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return answer_bad_input(&bad, mode),
     };
-    let span = Span::current();
-    span.record("api_id", req.api_id.as_str());
-    span.record("stage", req.stage.as_str());
-    span.record("method", req.method.as_str());
-    let started = std::time::Instant::now();
-    let decision = limiter.check(&req).await;
-    record_decision(&span, &decision);
-    crate::metrics::observe_check(
-        "auth_request",
-        crate::metrics::verdict_label(decision.verdict),
-        started,
-    );
+    let decision = limiter.check_for("auth_request", &req).await;
     answer(&decision, mode)
 }
 

@@ -36,7 +36,7 @@ use tollgate_core::calendar::{civil_from_days, SECONDS_PER_DAY};
 use tollgate_core::check::{checked_cost, CheckRequest, Decision, Verdict};
 use tollgate_core::headers::Header;
 use tollgate_proto::v1 as pb;
-use tracing::{instrument, Span};
+use tracing::instrument;
 
 /// Largest accepted request body. A check is a few hundred bytes; the field limits of
 /// `CheckQuota` (2 KiB resource and key) fit well within it.
@@ -301,18 +301,7 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
     };
-    let span = Span::current();
-    span.record("api_id", req.api_id.as_str());
-    span.record("stage", req.stage.as_str());
-    span.record("method", req.method.as_str());
-    let started = std::time::Instant::now();
-    let decision = limiter.check(&req).await;
-    record_decision(&span, &decision);
-    crate::metrics::observe_check(
-        "http",
-        crate::metrics::verdict_label(decision.verdict),
-        started,
-    );
+    let decision = limiter.check_for("http", &req).await;
     let mut response = (
         StatusCode::OK,
         Json(CheckResponse::from_decision(&decision)),
@@ -320,17 +309,6 @@ pub async fn handler(
         .into_response();
     add_headers(&mut response, &decision.headers);
     response
-}
-
-/// Fills the span fields a decision adds (never the key value).
-pub fn record_decision(span: &Span, d: &Decision) {
-    if let Some(p) = &d.plan_id {
-        span.record("plan_id", p.as_str());
-    }
-    if let Some(k) = &d.key_id {
-        span.record("key_id", k.as_str());
-    }
-    span.record("verdict", verdict_name(d.verdict));
 }
 
 #[cfg(test)]
