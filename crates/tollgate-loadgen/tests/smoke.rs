@@ -54,7 +54,7 @@ async fn every_mode_runs() {
     let (grpc, http) = (free_addr(), free_addr());
     let mut settings = tollgate_server::cli::ServeSettings::with_defaults();
     settings.config = Some(cfg);
-    settings.redis_url = Some(redis.url());
+    settings.redis.redis_url = Some(redis.url());
     settings.grpc_addr = grpc.parse().unwrap();
     settings.http_addr = http.parse().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

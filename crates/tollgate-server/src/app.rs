@@ -24,11 +24,16 @@ pub fn build_store(s: &ServeSettings) -> anyhow::Result<Arc<dyn Store>> {
 /// Builds the limit store and the record store the settings ask for: one backend, seen
 /// through both traits.
 pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn CatalogStore>)> {
-    let Some(urls) = s.redis_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+    let Some(urls) = s
+        .redis
+        .redis_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+    else {
         let store = Arc::new(MemoryStore::new());
         return Ok((store.clone(), store));
     };
-    let mode: RedisMode = s.redis_mode.parse()?;
+    let mode: RedisMode = s.redis.redis_mode.parse()?;
     let mut cfg = RedisConfig::new(
         mode,
         urls.split(',')
@@ -36,7 +41,7 @@ pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dy
             .filter(|u| !u.is_empty())
             .collect(),
     );
-    cfg.sentinel_master = s.redis_sentinel_master.clone();
+    cfg.sentinel_master = s.redis.redis_sentinel_master.clone();
     cfg.pool_size = usize::from(s.redis_pool_size);
     cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
     let store = Arc::new(RedisStore::new(&cfg)?);

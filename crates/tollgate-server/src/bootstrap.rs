@@ -231,15 +231,18 @@ pub async fn at_start(
 
 /// `tollgate apply -f FILE`.
 pub async fn apply_command(args: ApplyArgs) -> anyhow::Result<()> {
-    let Some(url) = args.redis_url.clone().filter(|u| !u.trim().is_empty()) else {
+    if args
+        .redis
+        .redis_url
+        .as_deref()
+        .is_none_or(|u| u.trim().is_empty())
+    {
         anyhow::bail!(
             "apply writes to the shared Redis: give --redis-url (or TOLLGATE_REDIS_URL); an instance on the embedded memory store applies --config at start"
         );
-    };
+    }
     let mut s = ServeSettings::with_defaults();
-    s.redis_url = Some(url);
-    s.redis_mode = args.redis_mode.clone();
-    s.redis_sentinel_master = args.redis_sentinel_master.clone();
+    s.redis = args.redis.clone();
     s.redis_timeout_ms = args.redis_timeout_ms;
     let (_, store) = crate::app::build_stores(&s)?;
     let summary = apply(

@@ -42,13 +42,12 @@ pub enum Command {
     Apply(ApplyArgs),
 }
 
-/// Settings of `tollgate apply`.
+/// The Redis flags `serve` and `apply` share.
 #[derive(Clone, Args)]
-pub struct ApplyArgs {
-    /// The YAML file of usage plans and API keys (the format of `serve --config`).
-    #[arg(long, short = 'f', value_name = "FILE")]
-    pub file: PathBuf,
-    /// The Redis the fleet shares (as for `serve`).
+pub struct RedisArgs {
+    /// Redis to keep limit state in; several comma-separated URLs for cluster or sentinel
+    /// mode. redis:// or rediss:// (TLS), with user:password@ for AUTH. Without it, state is
+    /// kept in this process only (single instance; `apply` needs one).
     #[arg(
         long,
         env = "TOLLGATE_REDIS_URL",
@@ -67,6 +66,17 @@ pub struct ApplyArgs {
         value_name = "NAME"
     )]
     pub redis_sentinel_master: String,
+}
+
+/// Settings of `tollgate apply`.
+#[derive(Clone, Args)]
+pub struct ApplyArgs {
+    /// The YAML file of usage plans and API keys (the format of `serve --config`).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// The Redis the fleet shares (as for `serve`).
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Bound on one Redis call, in milliseconds.
     #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS", default_value_t = 2_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub redis_timeout_ms: u64,
@@ -83,7 +93,7 @@ impl fmt::Debug for ApplyArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApplyArgs")
             .field("file", &self.file)
-            .field("redis_mode", &self.redis_mode)
+            .field("redis_mode", &self.redis.redis_mode)
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
     }
@@ -104,27 +114,9 @@ pub struct ServeSettings {
     /// YAML file of usage plans and API keys, applied at start.
     #[arg(long, short = 'c', env = "TOLLGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Redis to keep limit state in; several comma-separated URLs for cluster or sentinel
-    /// mode. redis:// or rediss:// (TLS), with user:password@ for AUTH. Without it, state is
-    /// kept in this process only (single instance).
-    #[arg(
-        long,
-        env = "TOLLGATE_REDIS_URL",
-        value_name = "URL[,URL...]",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
-    /// Redis topology.
-    #[arg(long, env = "TOLLGATE_REDIS_MODE", default_value = "standalone", value_parser = ["standalone", "cluster", "sentinel"])]
-    pub redis_mode: String,
-    /// Master name to ask the sentinels for (sentinel mode).
-    #[arg(
-        long,
-        env = "TOLLGATE_REDIS_SENTINEL_MASTER",
-        default_value = "mymaster",
-        value_name = "NAME"
-    )]
-    pub redis_sentinel_master: String,
+    /// Where limit state and records are kept.
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Redis connections per instance; each is multiplexed.
     #[arg(long, env = "TOLLGATE_REDIS_POOL_SIZE", default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub redis_pool_size: u16,
@@ -227,11 +219,12 @@ impl fmt::Debug for ServeSettings {
             .field(
                 "redis_url",
                 &self
+                    .redis
                     .redis_url
                     .as_deref()
                     .map(|u| u.split(',').map(redact_url).collect::<Vec<_>>().join(",")),
             )
-            .field("redis_mode", &self.redis_mode)
+            .field("redis_mode", &self.redis.redis_mode)
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
             .field("failure_mode", &self.failure_mode)
@@ -269,7 +262,7 @@ mod tests {
         let s = ServeSettings::with_defaults();
         assert_eq!(s.grpc_addr.port(), 8081);
         assert_eq!(s.http_addr.port(), 8080);
-        assert_eq!(s.redis_mode, "standalone");
+        assert_eq!(s.redis.redis_mode, "standalone");
         assert_eq!(s.failure_mode, FailureMode::Deny);
     }
 
@@ -277,7 +270,7 @@ mod tests {
     #[test]
     fn debug_redacts_password() {
         let mut s = ServeSettings::with_defaults();
-        s.redis_url = Some("redis://:hunter2@a:1,redis://:hunter2@b:2".into());
+        s.redis.redis_url = Some("redis://:hunter2@a:1,redis://:hunter2@b:2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }
