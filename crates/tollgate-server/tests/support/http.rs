@@ -33,6 +33,14 @@ impl HttpResponse {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
     }
+
+    /// The AWS error message of an error answer.
+    pub fn message(&self) -> String {
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// Sends one request with `Connection: close` and reads the whole answer.

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod http;
+
+pub use http::HttpResponse;
 pub mod python;
 
 use std::io::{Read, Write};
@@ -173,42 +175,6 @@ pub fn temp_config(text: &str) -> tempfile::TempPath {
 /// The management API bearer token the admin tests start tollgate with.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
-/// An HTTP answer.
-#[derive(Debug)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Headers, names in lower case.
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: String,
-}
-
-impl HttpResponse {
-    /// The first value of header `name` (any case).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
-    }
-
-    /// The AWS error message of an error answer.
-    pub fn message(&self) -> String {
-        self.json()["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-}
-
 impl Tollgate {
     /// Starts tollgate with the admin bearer token set, plus `env`.
     pub fn start_admin(args: &[&str], env: &[(&str, &str)]) -> Tollgate {
@@ -217,7 +183,7 @@ impl Tollgate {
         Self::start_with_env(args, &all)
     }
 
-    /// One HTTP/1.0 request with `headers` and `body`; the server closes the connection.
+    /// One HTTP request to this instance's HTTP port, read to its end.
     pub fn http(
         &self,
         method: &str,
@@ -225,38 +191,7 @@ impl Tollgate {
         headers: &[(&str, &str)],
         body: &str,
     ) -> HttpResponse {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).expect("connect HTTP");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n",
-            self.http_port,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
-        s.write_all(req.as_bytes()).expect("send request");
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).expect("read response");
-        let out = String::from_utf8_lossy(&out).into_owned();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {out:?}"));
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        HttpResponse {
-            status,
-            headers,
-            body: body.to_string(),
-        }
+        http::request(self.http_port, method, path, headers, body.as_bytes())
     }
 
     /// A management call with the admin bearer token and a JSON body.
