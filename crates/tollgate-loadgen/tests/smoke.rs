@@ -268,7 +268,13 @@ fn binary_and_scripts() {
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("requests_per_unit: 50") && yaml.contains(workload::HOT_KEY_ID));
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
-    for script in ["bench.sh", "soak.sh", "common.sh", "oha.sh"] {
+    for script in [
+        "bench.sh",
+        "soak.sh",
+        "common.sh",
+        "oha.sh",
+        "k6/envoy_proto_dir.sh",
+    ] {
         let status = Command::new("bash")
             .arg("-n")
             .arg(loadtest.join(script))
