@@ -7,10 +7,10 @@
 //!   catalog's resolution of the same key), one script call per round trip per caller; or,
 //!   with `in_flight > 1`, that many calls in flight per connection (pipelined), for
 //!   reference.
-//!
-//! - [`RlsShouldRateLimit`]: `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`,
-//!   each request one or more descriptors of a [`RlsDescriptor`] workload, decided
-//!   all-or-nothing and counted as one check.
+//! - [`RlsShouldRateLimit`]: Envoy RLS, one request to
+//!   `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit` per call, with one or
+//!   more descriptors of a [`RlsDescriptor`] workload, decided all-or-nothing and counted
+//!   as one check.
 //!
 //! Another protocol is another `Target`: the drivers, reports and `bench.sh` need no change.
 
