@@ -254,7 +254,10 @@ impl RedisStore {
             let mut conn = match slot.load_full() {
                 Some(c) => (*c).clone(),
                 None => {
-                    let c = self.checkout().await?;
+                    // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
+                    // every check's future that big (copied on each call), though it runs
+                    // only to fill an empty slot.
+                    let c = Box::pin(self.checkout()).await?;
                     slot.store(Some(Arc::new(c.clone())));
                     c
                 }
@@ -690,5 +693,26 @@ mod tests {
             .contains("standalone, cluster or sentinel"));
         let c = RedisConfig::new(RedisMode::Standalone, vec!["http://x".into()]);
         assert!(RedisStore::new(&c).is_err());
+    }
+
+    /// A check's future is boxed and moved on every call (the Store trait is object safe),
+    /// so its size is a per-check cost: the rarely taken pool checkout (~10 KiB of state)
+    /// must stay out of it.
+    #[test]
+    fn check_future_stays_small() {
+        let store = RedisStore::new(&RedisConfig::new(
+            RedisMode::Standalone,
+            vec!["redis://127.0.0.1:1/".into()],
+        ))
+        .unwrap();
+        let batch = LimitBatch {
+            tag: "plan:key".into(),
+            limits: vec![],
+            cost: 1,
+            usage_retention_days: None,
+        };
+        let check = store.check(&batch);
+        let size = std::mem::size_of_val(&*check);
+        assert!(size <= 2048, "the check future is {size} bytes");
     }
 }
