@@ -3,7 +3,7 @@
 //!
 //! - [`GrpcCheckQuota`]: `tollgate.v1.QuotaService/CheckQuota` over a few HTTP/2 connections.
 //! - [`RedisCeiling`]: tollgate's own `check.lua` straight against Redis, with the KEYS and
-//!   ARGV tollgate would send (built by `tollgate_store::redis::check_invocation` from the
+//!   ARGV tollgate would send (built by `tollgate_store::redis::check_call` from the
 //!   catalog's resolution of the same key), one script call per round trip per caller; or,
 //!   with `in_flight > 1`, that many calls in flight per connection (pipelined), for
 //!   reference.
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tollgate_core::catalog::Catalog;
 use tollgate_proto::v1 as pb;
 use tollgate_proto::v1::quota_service_client::QuotaServiceClient;
-use tollgate_store::redis::{check_invocation, CHECK_SCRIPT};
+use tollgate_store::redis::{check_call, ScriptCall, CHECK_SCRIPT};
 use tonic::transport::{Channel, Endpoint};
 
 /// Something a load is driven against.
@@ -235,7 +235,7 @@ impl Target for RlsShouldRateLimit {
 pub struct RedisCeiling {
     connections: Arc<Vec<redis::aio::MultiplexedConnection>>,
     mine: redis::aio::MultiplexedConnection,
-    invocations: Arc<Vec<redis::ScriptInvocation<'static>>>,
+    invocations: Arc<Vec<ScriptCall>>,
     in_flight: usize,
 }
 
@@ -262,9 +262,10 @@ impl RedisCeiling {
                     .with_context(|| format!("cannot connect to Redis at {url}"))?,
             );
         }
-        CHECK_SCRIPT
-            .prepare_invoke()
-            .load_async(&mut conns[0])
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(CHECK_SCRIPT.source())
+            .query_async(&mut conns[0])
             .await
             .context("SCRIPT LOAD of check.lua")?;
         let values = workload::key_values(keys);
@@ -273,7 +274,7 @@ impl RedisCeiling {
             let resolved = catalog
                 .resolve(&workload::request(k, &values), Some(usage_retention_days))
                 .map_err(|v| anyhow::anyhow!("key {k} does not resolve: {v:?}"))?;
-            invocations.push(check_invocation(&resolved.batch));
+            invocations.push(check_call(&resolved.batch));
         }
         Ok(RedisCeiling {
             mine: conns[0].clone(),
@@ -284,9 +285,10 @@ impl RedisCeiling {
     }
 }
 
-fn tally_reply(reply: redis::RedisResult<Vec<i64>>) -> Tally {
+/// The script's reply starts with `1` when it admitted, `0` when it refused.
+fn tally_reply(reply: redis::RedisResult<Vec<u8>>) -> Tally {
     match reply {
-        Ok(v) if v.first() == Some(&1) => Tally {
+        Ok(v) if v.first() == Some(&b'1') => Tally {
             allowed: 1,
             ..Tally::default()
         },
@@ -322,7 +324,7 @@ impl Target for RedisCeiling {
 
     async fn call(&mut self, keys: &[usize]) -> Tally {
         if let [k] = keys {
-            return tally_reply(self.invocations[*k].invoke_async(&mut self.mine).await);
+            return tally_reply(self.invocations[*k].query(&mut self.mine).await);
         }
         // Several calls in flight on one multiplexed connection: redis-rs writes them
         // back to back without waiting for replies, i.e. pipelines them.
@@ -330,7 +332,7 @@ impl Target for RedisCeiling {
         for &k in keys {
             let mut conn = self.mine.clone();
             let invocations = self.invocations.clone();
-            calls.spawn(async move { invocations[k].invoke_async::<Vec<i64>>(&mut conn).await });
+            calls.spawn(async move { invocations[k].query::<Vec<u8>>(&mut conn).await });
         }
         let mut tally = Tally::default();
         while let Some(joined) = calls.join_next().await {

@@ -334,8 +334,9 @@ async fn refund_gives_back_a_commit() {
             .admitted
     );
     let mut c = raw(&server.url()).await;
-    let inv = tollgate_store::redis::check_all_invocation(parts.iter(), true);
-    let reply: Vec<i64> = inv.invoke_async(&mut c).await.unwrap();
+    let call = tollgate_store::redis::check_all_call(parts.iter(), true);
+    let reply: Vec<u8> = call.query(&mut c).await.unwrap();
+    let reply = tollgate_store::redis::parse_integers(&reply).unwrap();
     let committed = parse_check_all_reply(&reply, &[2]).unwrap();
     assert!(committed.admitted);
     assert_eq!(committed.parts[0].statuses[1].used, 3);

@@ -1,9 +1,9 @@
 //! The Redis backend: standalone, Cluster or Sentinel, through deadpool-redis pools of
 //! multiplexed connections.
 //!
-//! A check is one `EVALSHA` of `check.lua`; the script is loaded once per server and called
-//! by its SHA, and the redis crate reloads it when a server answers `NOSCRIPT` (after a
-//! restart, a failover or `SCRIPT FLUSH`). Every call is bounded by a timeout so a hung
+//! A check is one `EVALSHA` of `check.lua`, built by [`ScriptCall`]; a server that answers
+//! `NOSCRIPT` (after a restart, a failover or `SCRIPT FLUSH`) gets the same call as `EVAL`
+//! with the source, which caches the script there again. Every call is bounded by a timeout so a hung
 //! Redis turns into a prompt, transient [`StoreError`].
 //!
 //! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule.
@@ -13,6 +13,9 @@
 //! single script can be atomic, so it runs in two phases; see [`RedisStore::check_all`].
 
 mod catalog;
+mod script_call;
+
+pub use script_call::{parse_integers, LuaScript, ScriptCall, StaticScript};
 
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
@@ -35,7 +38,7 @@ use tollgate_core::quota::{QuotaLimit, QuotaState};
 pub const CHECK_LUA: &str = include_str!("scripts/check.lua");
 
 /// The check script; see its header for the KEYS/ARGV contract.
-pub static CHECK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(CHECK_LUA));
+pub static CHECK_SCRIPT: StaticScript = LazyLock::new(|| LuaScript::new(CHECK_LUA));
 
 /// The line of `check.lua` where its function block ends; scripts that reuse the calendar
 /// run with everything above it in front.
@@ -327,47 +330,59 @@ fn pool_error(e: deadpool_redis::PoolError) -> StoreError {
 }
 
 /// Builds the script call for `batch`, following the contract at the top of `check.lua`.
-pub fn check_invocation(batch: &LimitBatch) -> redis::ScriptInvocation<'static> {
-    let mut inv = CHECK_SCRIPT.prepare_invoke();
-    inv.arg(QUOTA_RETENTION_S).arg(1).arg(1);
-    push_batch(&mut inv, batch, false);
-    inv
+pub fn check_call(batch: &LimitBatch) -> ScriptCall {
+    batches_call(std::iter::once((batch, false)), 1, true)
 }
 
 /// Builds one script call for `parts` (all under one slot on Cluster), committing or, with
 /// `commit` false, only evaluating.
-pub fn check_all_invocation<'a>(
-    parts: impl ExactSizeIterator<Item = &'a BatchPart>,
+pub fn check_all_call<'a>(
+    parts: impl ExactSizeIterator<Item = &'a BatchPart> + Clone,
     commit: bool,
-) -> redis::ScriptInvocation<'static> {
-    let mut inv = CHECK_SCRIPT.prepare_invoke();
-    inv.arg(QUOTA_RETENTION_S)
-        .arg(u8::from(commit))
-        .arg(parts.len());
-    for p in parts {
-        push_batch(&mut inv, &p.batch, p.shadow);
-    }
-    inv
+) -> ScriptCall {
+    let n = parts.len();
+    batches_call(parts.map(|p| (&p.batch, p.shadow)), n, commit)
 }
 
-fn push_batch(inv: &mut redis::ScriptInvocation<'static>, batch: &LimitBatch, shadow: bool) {
-    let usage_days = batch.usage_retention_days.unwrap_or(0);
-    inv.arg(batch.cost)
+fn batches_call<'a>(
+    batches: impl Iterator<Item = (&'a LimitBatch, bool)> + Clone,
+    n: usize,
+    commit: bool,
+) -> ScriptCall {
+    // Redis reads KEYS before ARGV, so the keys of every batch go first.
+    let mut keys_of_all: Vec<String> = Vec::new();
+    for (batch, _) in batches.clone() {
+        for limit in &batch.limits {
+            keys_of_all.push(keys::limit_key(&batch.tag, &limit.name));
+        }
+        if batch.usage_retention_days.unwrap_or(0) > 0 {
+            keys_of_all.push(keys::usage_key(&batch.tag));
+        }
+    }
+    let mut call = CHECK_SCRIPT.call(&keys_of_all);
+    call.arg(QUOTA_RETENTION_S).arg(u8::from(commit)).arg(n);
+    for (batch, shadow) in batches {
+        push_batch(&mut call, batch, shadow);
+    }
+    call
+}
+
+fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool) {
+    call.arg(batch.cost)
         .arg(batch.limits.len())
-        .arg(usage_days)
+        .arg(batch.usage_retention_days.unwrap_or(0))
         .arg(u8::from(shadow));
     for limit in &batch.limits {
-        inv.key(keys::limit_key(&batch.tag, &limit.name));
         match &limit.kind {
             LimitKind::Throttle(g) => {
-                inv.arg("t")
+                call.arg("t")
                     .arg(g.interval_us())
                     .arg(g.burst())
                     .arg("")
                     .arg("");
             }
             LimitKind::Quota(q) => {
-                inv.arg("q")
+                call.arg("q")
                     .arg(q.limit)
                     .arg(q.period.code())
                     .arg(q.offset)
@@ -375,9 +390,20 @@ fn push_batch(inv: &mut redis::ScriptInvocation<'static>, batch: &LimitBatch, sh
             }
         }
     }
-    if usage_days > 0 {
-        inv.key(keys::usage_key(&batch.tag));
-    }
+}
+
+/// Runs a check script call and parses its reply, as one string of integers.
+async fn query_check(
+    call: &ScriptCall,
+    con: &mut impl redis::aio::ConnectionLike,
+) -> Result<Vec<i64>, redis::RedisError> {
+    let reply: Vec<u8> = call.query(con).await?;
+    parse_integers(&reply).ok_or_else(|| {
+        redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "check script reply is not a string of integers",
+        ))
+    })
 }
 
 /// Parses the script's reply for a batch of `n` limits.
@@ -516,8 +542,8 @@ impl RedisStore {
         // One script call per step, each through `run`; the whole request is bounded by the
         // same timeout as a single call.
         let eval = async |m: &[&BatchPart], commit: bool| -> Result<MultiOutcome, StoreError> {
-            let inv = check_all_invocation(m.iter().copied(), commit);
-            let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+            let call = check_all_call(m.iter().copied(), commit);
+            let reply = self.run(async move |c| query_check(&call, c).await).await?;
             parse_check_all_reply(&reply, &sizes(m))
         };
         let work = async {
@@ -587,8 +613,8 @@ fn assemble(
 #[async_trait]
 impl Store for RedisStore {
     async fn check(&self, batch: &LimitBatch) -> Result<BatchOutcome, StoreError> {
-        let inv = check_invocation(batch);
-        let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+        let call = check_call(batch);
+        let reply = self.run(async move |c| query_check(&call, c).await).await?;
         parse_check_reply(&reply, batch.limits.len())
     }
 
@@ -644,8 +670,8 @@ impl Store for RedisStore {
             }
         }
         // One slot (or no Cluster): one atomic script call with every key.
-        let inv = check_all_invocation(parts.iter(), true);
-        let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
+        let call = check_all_call(parts.iter(), true);
+        let reply = self.run(async move |c| query_check(&call, c).await).await?;
         let sizes: Vec<usize> = parts.iter().map(|p| p.batch.limits.len()).collect();
         parse_check_all_reply(&reply, &sizes)
     }

@@ -32,9 +32,12 @@
 --                    (throttle TAT, Unix us) or a hash {p = period id, n = units used}
 --                    (quota); then its daily usage hash (field YYYYMMDD -> units) if
 --                    usage_days > 0
--- Returns            { admitted (0|1), now_us,
---                      then per limit of every batch, in order: allowed (0|1), limit,
---                      remaining, retry_after_us, reset_after_us, used }
+-- Returns            one string of integers separated by spaces: admitted (0|1), now_us,
+--                    then per limit of every batch, in order: allowed (0|1), limit,
+--                    remaining, retry_after_us, reset_after_us, used. One string rather
+--                    than an array because the client parses one value much faster than
+--                    2 + 6 n of them (see script_call.rs); numbers are truncated to
+--                    integers as Redis truncates an array's numbers.
 
 local floor = math.floor
 
@@ -101,7 +104,7 @@ local quota_retention = tonumber(ARGV[1])
 local commit = ARGV[2] == '1'
 local batches = tonumber(ARGV[3])
 
-local out = { 0, now_us }
+local out = { '' }  -- out[1] is set last: admitted, now_us
 local pending = {}   -- key -> TAT or units used, from the batches that admitted so far
 local commits = {}   -- per batch that admitted: { writes, cost, usage_days, usage key }
 local admitted = true
@@ -181,13 +184,8 @@ for _ = 1, batches do
       if allowed then retry = 0 else retry = reset end
     end
     if not allowed then batch_ok = false end
-    local o = #out
-    out[o + 1] = allowed and 1 or 0
-    out[o + 2] = limit
-    out[o + 3] = remaining
-    out[o + 4] = retry
-    out[o + 5] = reset
-    out[o + 6] = used
+    out[#out + 1] = string.format('%d %d %d %d %d %d', allowed and 1 or 0, limit, remaining,
+      retry, reset, used)
   end
   a = a + 5 * n
   k = k + n
@@ -232,5 +230,5 @@ if admitted and commit then
     end
   end
 end
-if admitted then out[1] = 1 end
-return out
+out[1] = string.format('%d %d', admitted and 1 or 0, now_us)
+return table.concat(out, ' ')

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# loadtest/callgrind.sh: instructions tollgate executes per CheckQuota, counted by
+# valgrind's callgrind. Unlike checks/s, an instruction count does not move with whatever
+# else the machine is doing, so it compares two builds of the hot path on a shared host.
+#
+# Starts its own redis-server and a release-built tollgate under callgrind (10 000 keys from
+# tollgate-loadgen gen-config), waits until it answers, zeroes the counters, drives N checks
+# closed-loop with tollgate-loadgen, dumps the counters and prints
+#   CALLGRIND instructions=<total> checks=<n> instructions_per_check=<total/n>
+# plus the costliest functions (inclusive), and leaves the profile in --out for
+# callgrind_annotate or kcachegrind.
+#
+# Usage: loadtest/callgrind.sh [--duration SECONDS] [--concurrency C] [--out FILE] [--rls]
+#   --rls   drive Envoy RLS ShouldRateLimit (api_key descriptors) instead of CheckQuota
+# Needs valgrind, redis-server and cargo.
+set -euo pipefail
+
+DURATION=20
+CONC=50
+KEYS=10000
+OUT=""
+MODE=grpc
+while (($#)); do
+  case "$1" in
+    --duration) DURATION="$2"; shift 2 ;;
+    --concurrency) CONC="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --rls) MODE=rls; shift ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "callgrind.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+for tool in valgrind callgrind_control redis-server; do
+  command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool not found (apt-get install valgrind redis-server)" >&2; exit 1; }
+done
+
+echo "==> building tollgate and tollgate-loadgen (release; its profile keeps line tables)"
+cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
+BIN="${CARGO_TARGET_DIR:-target}/release"
+# shellcheck source=loadtest/common.sh
+source loadtest/common.sh
+
+REDIS_PORT=$(free_port)
+GRPC_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+
+"$BIN/tollgate-loadgen" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+EXTRA=()
+if [[ $MODE == rls ]]; then
+  mkdir -p "$WORK/rls"
+  "$BIN/tollgate-loadgen" gen-rls-config >"$WORK/rls/bench.yaml"
+  EXTRA=(--rls-config "$WORK/rls")
+fi
+PROFILE="$WORK/callgrind.out"
+RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
+  "$BIN/tollgate" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
+  --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "${EXTRA[@]}" \
+  >"$WORK/tollgate.log" 2>&1 &
+VG=$!
+PIDS+=("$VG")
+healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
+wait_for 120 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+
+callgrind_control -z "$VG" >/dev/null
+timeout "$((DURATION + 120))" "$BIN/tollgate-loadgen" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" \
+  -k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup 0s | tee "$WORK/load.out"
+callgrind_control -d "$VG" >/dev/null
+sleep 1
+DUMP=$(ls -t "$PROFILE".* 2>/dev/null | head -1)
+[[ -n "$DUMP" ]] || { echo "callgrind.sh: no dump written" >&2; exit 1; }
+
+CHECKS=$(sed -n "s/^SUMMARY .* sent_total=\([0-9]*\).*/\1/p" "$WORK/load.out" | tail -1)
+TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$DUMP")
+[[ -n "$TOTAL" ]] || TOTAL=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$DUMP")
+echo
+echo "==> costliest functions (inclusive instructions)"
+callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n '/^--*$/,$p' | grep -v '^-' | head -40 || true
+if [[ -n "$OUT" ]]; then cp "$DUMP" "$OUT"; echo "==> profile kept in $OUT"; fi
+echo "CALLGRIND instructions=$TOTAL checks=$CHECKS instructions_per_check=$(awk -v t="$TOTAL" -v n="$CHECKS" 'BEGIN { printf "%.0f", (n > 0 ? t / n : 0) }')"
