@@ -397,8 +397,14 @@ async fn query_check(
     call: &ScriptCall,
     con: &mut impl redis::aio::ConnectionLike,
 ) -> Result<Vec<i64>, redis::RedisError> {
-    let reply: Vec<u8> = call.query(con).await?;
-    parse_integers(&reply).ok_or_else(|| {
+    // Taken as a raw value: converting it to Vec<u8> copies it byte by byte.
+    let reply: redis::Value = call.query(con).await?;
+    let text = match &reply {
+        redis::Value::BulkString(bytes) => Some(bytes.as_slice()),
+        redis::Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    };
+    text.and_then(parse_integers).ok_or_else(|| {
         redis::RedisError::from((
             redis::ErrorKind::UnexpectedReturnType,
             "check script reply is not a string of integers",
