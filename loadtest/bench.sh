@@ -3,16 +3,20 @@
 # in one run, on this machine.
 #
 # Starts its own redis-server and a release-built tollgate on free loopback ports, with a
-# generated config of 10 000 keys (tollgate-loadgen gen-config), then runs back to back:
+# generated config of 10 000 keys (tollgate-loadgen gen-config) and a generated Envoy
+# rate-limit config directory (tollgate-loadgen gen-rls-config), then runs back to back:
 #   1. ceiling   check.lua straight on Redis: C callers, one script call per round trip,
 #                the same keys and arguments tollgate sends (and a pipelined figure);
 #   2. peak      tollgate CheckQuota closed loop, C callers, the same keys;
 #   3. half      tollgate open loop at half of that peak: latency from intended send time;
-#   4. hot key   closed loop where one abusive key sends 100x the traffic of all others.
+#   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
+#   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
+#                `api_key` descriptors, so each is the same plan check as in run 2.
 # Redis calls are counted with INFO commandstats deltas. It ends with one line
-#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction>
-# where redis_calls_per_check counts client calls (EVALSHA, PING, ...) per admitted check
-# and hot_key_redis_share is the fraction of Redis calls in run 4 caused by the abusive key.
+#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction> rls_throughput_ratio=<rls/ceiling>
+# where redis_calls_per_check counts client calls (EVALSHA, PING, ...) per admitted check,
+# hot_key_redis_share is the fraction of Redis calls in run 4 caused by the abusive key, and
+# rls_throughput_ratio is run 5's peak over the ceiling.
 #
 # Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys)
@@ -59,7 +63,10 @@ PIDS+=($!)
 wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 
 "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+mkdir "$WORK/rls"
+"$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
+  --rls-config "$WORK/rls" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
 PIDS+=($!)
 healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
@@ -110,11 +117,18 @@ timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-st
   "${COMMON[@]}" --hot --hot-factor "$HOT_FACTOR" | tee "$WORK/hot.out"
 HOT=$(summary grpc <"$WORK/hot.out")
 
+echo
+echo "==> 5. tollgate Envoy RLS ShouldRateLimit, api_key descriptors, closed loop (peak)"
+timeout "$LIMIT" "$LOADGEN" rls --descriptor api-key --addr "http://127.0.0.1:$GRPC_PORT" \
+  --redis-stats "$REDIS_URL" "${COMMON[@]}" | tee "$WORK/rls.out"
+RLS=$(summary rls-api-key <"$WORK/rls.out")
+
 RATIO=$(awk -v a="$PEAK_TPUT" -v b="$(field "$CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 P99_HALF=$(field "$HALF_LINE" p99_ms)
 PER_CHECK=$(field "$PEAK" redis_calls_per_check)
 # The ordinary keys are always admitted, so they cost what an admitted check costs (run 2);
 # every other Redis call of run 4 was caused by the abusive key.
+RLS_RATIO=$(awk -v a="$(field "$RLS" throughput)" -v b="$(field "$CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 HOT_SHARE=$(awk -v calls="$(field "$HOT" redis_calls)" -v rest="$(field "$HOT" rest_total)" -v per="$PER_CHECK" \
   'BEGIN { s = (calls > 0 ? (calls - rest * per) / calls : 0); if (s < 0) s = 0; printf "%.3f", s }')
 
@@ -130,4 +144,6 @@ printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$P99_HALF" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
 printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
   "$(field "$HOT" throughput)" "$(field "$HOT" hot_total)" "$(field "$HOT" sent_total)"
-echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE"
+printf '  tollgate RLS peak (api_key)      %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  redis calls per check %s\n' \
+  "$(field "$RLS" throughput)" "$(field "$RLS" p50_ms)" "$(field "$RLS" p99_ms)" "$(field "$RLS" p999_ms)" "$(field "$RLS" redis_calls_per_check)"
+echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE rls_throughput_ratio=$RLS_RATIO"

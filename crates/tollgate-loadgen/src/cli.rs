@@ -3,8 +3,8 @@
 use crate::driver::{closed_loop, open_loop, RunSpec};
 use crate::redis_stats::{round_trips, CommandCalls, RedisStats};
 use crate::report::{summary_line, Report};
-use crate::target::{GrpcCheckQuota, RedisCeiling, Target};
-use crate::workload;
+use crate::target::{GrpcCheckQuota, RedisCeiling, RlsShape, RlsShouldRateLimit, Target};
+use crate::workload::{self, RlsDescriptor};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Parser)]
 #[command(name = "tollgate-loadgen", version)]
 #[command(
-    about = "Drives tollgate's CheckQuota closed-loop or open-loop over many keys or one hot key, and runs tollgate's own check script straight against Redis for the ceiling.",
+    about = "Drives tollgate's CheckQuota or Envoy RLS ShouldRateLimit closed-loop or open-loop over many keys or one hot key, and runs tollgate's own check script straight against Redis for the ceiling.",
     after_help = "Every run prints its figures and a `SUMMARY key=value ...` line for scripts.\nSee loadtest/bench.sh for a whole benchmark."
 )]
 pub struct Cli {
@@ -27,6 +27,10 @@ pub struct Cli {
 pub enum Command {
     /// Drive tollgate.v1.QuotaService/CheckQuota over gRPC.
     Grpc(GrpcArgs),
+    /// Drive envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit over gRPC, with
+    /// API-key descriptors (the gen-config plans) or plain client descriptors (the
+    /// gen-rls-config rules).
+    Rls(RlsArgs),
     /// Run tollgate's check.lua straight against Redis with the same callers and keys: one
     /// script call per round trip per caller, then pipelined for reference.
     Ceiling(CeilingArgs),
@@ -35,6 +39,13 @@ pub enum Command {
         /// Ordinary keys (the hot key is always added).
         #[arg(long, default_value_t = 10_000)]
         keys: usize,
+    },
+    /// Print the Envoy rate-limit config (envoyproxy/ratelimit YAML) of `rls --descriptor
+    /// client`: put it in the directory given to `tollgate serve --rls-config`.
+    GenRlsConfig {
+        /// Requests a second each ordinary client may make (the hot one gets 10).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        per_second: u32,
     },
 }
 
@@ -76,9 +87,9 @@ impl LoadArgs {
     }
 }
 
-/// `grpc`.
+/// Where tollgate's gRPC is, and the Redis behind it.
 #[derive(Debug, Clone, Args)]
-pub struct GrpcArgs {
+pub struct ServerArgs {
     /// tollgate's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub addr: String,
@@ -88,6 +99,37 @@ pub struct GrpcArgs {
     /// Redis that tollgate uses: count its round trips per check with INFO commandstats.
     #[arg(long, value_name = "URL")]
     pub redis_stats: Option<String>,
+}
+
+/// `grpc`.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcArgs {
+    /// The server.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The load.
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `rls`. A request is one check whatever its number of descriptors: Envoy gets one
+/// answer, OK or OVER_LIMIT, for all of them.
+#[derive(Debug, Clone, Args)]
+pub struct RlsArgs {
+    /// The server.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// What each descriptor carries: api-key (the key's usage plan, as CheckQuota checks it;
+    /// needs gen-config's keys) or client (a per-second rule; needs gen-rls-config's rules).
+    #[arg(long, value_enum, default_value_t = RlsDescriptor::ApiKey)]
+    pub descriptor: RlsDescriptor,
+    /// Descriptors per request: the picked key's, then other ordinary keys', checked
+    /// all-or-nothing.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub descriptors: u16,
+    /// The request's domain (api-key descriptors ignore it).
+    #[arg(long, default_value = workload::RLS_DOMAIN)]
+    pub domain: String,
     /// The load.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -206,10 +248,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
             print!("{}", workload::config_yaml(keys));
             Ok(Vec::new())
         }
+        Command::GenRlsConfig { per_second } => {
+            print!("{}", workload::rls_config_yaml(per_second));
+            Ok(Vec::new())
+        }
         Command::Grpc(a) => {
+            let s = &a.server;
             let target =
-                GrpcCheckQuota::connect(&a.addr, a.connections, a.load.keys as usize).await?;
-            let r = with_redis_stats(&target, &a.load, a.redis_stats.as_deref()).await?;
+                GrpcCheckQuota::connect(&s.addr, s.connections, a.load.keys as usize).await?;
+            let r = with_redis_stats(&target, &a.load, s.redis_stats.as_deref()).await?;
+            Ok(vec![r])
+        }
+        Command::Rls(a) => {
+            let s = &a.server;
+            let shape = RlsShape {
+                descriptor: a.descriptor,
+                per_request: usize::from(a.descriptors),
+            };
+            let target = RlsShouldRateLimit::connect(
+                &s.addr,
+                s.connections,
+                a.load.keys as usize,
+                &a.domain,
+                shape,
+            )
+            .await?;
+            let r = with_redis_stats(&target, &a.load, s.redis_stats.as_deref()).await?;
             Ok(vec![r])
         }
         Command::Ceiling(a) => {

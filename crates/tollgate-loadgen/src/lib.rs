@@ -1,12 +1,15 @@
-//! Load generator for tollgate: drives CheckQuota closed- and open-loop over many keys or one
-//! hot key, and measures the Redis ceiling of tollgate's own check script.
+//! Load generator for tollgate: drives CheckQuota and Envoy RLS ShouldRateLimit closed- and
+//! open-loop over many keys or one hot key, and measures the Redis ceiling of tollgate's own
+//! check script.
 //!
 //! Module map:
-//! - [`cli`]: the command line (`grpc`, `ceiling`, `gen-config`) and what each runs.
+//! - [`cli`]: the command line (`grpc`, `rls`, `ceiling`, `gen-config`, `gen-rls-config`)
+//!   and what each runs.
 //! - [`workload`]: the plans and keys of a load, as tollgate YAML and as an in-process
-//!   catalog, and the choice of key per call (uniform, or one hot key).
-//! - [`target`]: what is driven: gRPC `CheckQuota`, or `check.lua` straight on Redis (the
-//!   ceiling); the extension point for Envoy RLS `ShouldRateLimit` is documented there.
+//!   catalog, the Envoy rate-limit descriptors and rules, and the choice of key per call
+//!   (uniform, or one hot key).
+//! - [`target`]: what is driven: gRPC `CheckQuota`, Envoy RLS `ShouldRateLimit`, or
+//!   `check.lua` straight on Redis (the ceiling).
 //! - [`driver`]: closed loop (fixed callers) and open loop (fixed rate, latency from the
 //!   intended send time).
 //! - [`report`]: counts, HDR latency histograms, and the printed figures.

@@ -7,18 +7,22 @@
 //!   catalog's resolution of the same key), one script call per round trip per caller; or,
 //!   with `in_flight > 1`, that many calls in flight per connection (pipelined), for
 //!   reference.
+//! - [`RlsShouldRateLimit`]: Envoy RLS, one request to
+//!   `envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit` per call, with one or
+//!   more descriptors of a [`RlsDescriptor`] workload, decided all-or-nothing and counted
+//!   as one check.
 //!
-//! Extension point: Envoy RLS `ShouldRateLimit`. Add a `RlsShouldRateLimit` target holding
-//! an `envoy.service.ratelimit.v3.RateLimitServiceClient` (from the `envoy-types` crate the
-//! RLS service uses) that, for key index `k`, sends one `RateLimitRequest` with the domain
-//! and a descriptor `[{key: "api_key", value: <key value>}]` (plus any entries the RLS config
-//! matches on), and maps `OVER_LIMIT` to `limited`, `OK` to `allowed`. Then add a `rls`
-//! subcommand beside `grpc` in `crate::cli` that builds it; the drivers, reports and
-//! `bench.sh` need no change.
+//! Another protocol is another `Target`: the drivers, reports and `bench.sh` need no change.
 
 use crate::report::Tally;
-use crate::workload;
+use crate::workload::{self, RlsDescriptor};
 use anyhow::Context;
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
+    rate_limit_descriptor::Entry, RateLimitDescriptor,
+};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
 use std::future::Future;
 use std::sync::Arc;
 use tollgate_core::catalog::Catalog;
@@ -44,6 +48,22 @@ pub trait Target: Clone + Send + Sync + 'static {
     fn call(&mut self, keys: &[usize]) -> impl Future<Output = Tally> + Send;
 }
 
+/// `connections` HTTP/2 channels to the gRPC server at `addr`.
+async fn channels(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut out = Vec::with_capacity(connections.max(1));
+    for _ in 0..connections.max(1) {
+        out.push(
+            Endpoint::from_shared(addr.to_string())
+                .with_context(|| format!("`{addr}` is not a gRPC address"))?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to tollgate at {addr}"))?,
+        );
+    }
+    Ok(out)
+}
+
 /// `CheckQuota` over `connections` HTTP/2 connections, workers spread round-robin.
 #[derive(Clone)]
 pub struct GrpcCheckQuota {
@@ -56,16 +76,11 @@ impl GrpcCheckQuota {
     /// Connects `connections` channels to `addr` (e.g. `http://127.0.0.1:8081`), for a load
     /// over `keys` ordinary keys plus the hot key.
     pub async fn connect(addr: &str, connections: usize, keys: usize) -> anyhow::Result<Self> {
-        let mut clients = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
-            let channel = Endpoint::from_shared(addr.to_string())
-                .with_context(|| format!("`{addr}` is not a gRPC address"))?
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .with_context(|| format!("cannot connect to tollgate at {addr}"))?;
-            clients.push(QuotaServiceClient::new(channel));
-        }
+        let clients: Vec<_> = channels(addr, connections)
+            .await?
+            .into_iter()
+            .map(QuotaServiceClient::new)
+            .collect();
         let values = workload::key_values(keys);
         let requests = (0..values.len())
             .map(|k| {
@@ -110,6 +125,102 @@ impl Target for GrpcCheckQuota {
                     pb::Verdict::Unavailable => tally.unavailable += 1,
                     pb::Verdict::Unspecified => tally.errors += 1,
                     _ => tally.forbidden += 1,
+                },
+                Err(_) => tally.errors += 1,
+            }
+        }
+        tally
+    }
+}
+
+/// `ShouldRateLimit` over `connections` HTTP/2 connections, workers spread round-robin.
+#[derive(Clone)]
+pub struct RlsShouldRateLimit {
+    clients: Arc<Vec<RateLimitServiceClient<Channel>>>,
+    mine: RateLimitServiceClient<Channel>,
+    requests: Arc<Vec<RateLimitRequest>>,
+    name: String,
+}
+
+/// The shape of the requests an [`RlsShouldRateLimit`] sends.
+#[derive(Debug, Clone, Copy)]
+pub struct RlsShape {
+    /// What each descriptor carries.
+    pub descriptor: RlsDescriptor,
+    /// Descriptors per request (1 to 64): the picked key's, then other keys' (see
+    /// [`workload::request_keys`]).
+    pub per_request: usize,
+}
+
+impl RlsShouldRateLimit {
+    /// Connects `connections` channels to `addr` (e.g. `http://127.0.0.1:8081`), for a load
+    /// over `keys` ordinary keys plus the hot key in domain `domain`.
+    pub async fn connect(
+        addr: &str,
+        connections: usize,
+        keys: usize,
+        domain: &str,
+        shape: RlsShape,
+    ) -> anyhow::Result<Self> {
+        let clients: Vec<_> = channels(addr, connections)
+            .await?
+            .into_iter()
+            .map(RateLimitServiceClient::new)
+            .collect();
+        let values = workload::key_values(keys);
+        let requests = (0..values.len())
+            .map(|k| RateLimitRequest {
+                domain: domain.to_string(),
+                descriptors: workload::request_keys(k, keys, shape.per_request)
+                    .into_iter()
+                    .map(|d| RateLimitDescriptor {
+                        entries: shape
+                            .descriptor
+                            .entries(d, &values)
+                            .into_iter()
+                            .map(|(key, value)| Entry { key, value })
+                            .collect(),
+                        ..RateLimitDescriptor::default()
+                    })
+                    .collect(),
+                // 0 is one hit, as Envoy sends it.
+                hits_addend: 0,
+            })
+            .collect();
+        let mut name = format!("rls-{}", shape.descriptor.as_str());
+        if shape.per_request > 1 {
+            name.push_str(&format!("-x{}", shape.per_request));
+        }
+        Ok(RlsShouldRateLimit {
+            mine: clients[0].clone(),
+            clients: Arc::new(clients),
+            requests: Arc::new(requests),
+            name,
+        })
+    }
+}
+
+impl Target for RlsShouldRateLimit {
+    /// `rls-api-key` or `rls-client`, with `-xN` for N descriptors per request.
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn for_worker(&self, i: usize) -> Self {
+        let mut t = self.clone();
+        t.mine = self.clients[i % self.clients.len()].clone();
+        t
+    }
+
+    async fn call(&mut self, keys: &[usize]) -> Tally {
+        let mut tally = Tally::default();
+        for &k in keys {
+            let req = self.requests[k].clone();
+            match self.mine.should_rate_limit(req).await {
+                Ok(r) => match Code::try_from(r.into_inner().overall_code) {
+                    Ok(Code::Ok) => tally.allowed += 1,
+                    Ok(Code::OverLimit) => tally.limited += 1,
+                    Ok(Code::Unknown) | Err(_) => tally.errors += 1,
                 },
                 Err(_) => tally.errors += 1,
             }

@@ -43,17 +43,50 @@ fn generated_config_matches_the_ceiling_catalog() {
     }
 }
 
-/// gRPC closed loop, open loop and hot key against tollgate on Redis, then the ceiling
-/// and its pipelined figure, each for a fraction of a second.
+/// The generated Envoy rate-limit config loads in tollgate: every client has the ordinary
+/// per-second rule, and the hot client its own tight one.
+#[test]
+fn generated_rls_config_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bench.yaml"),
+        workload::rls_config_yaml(1000),
+    )
+    .unwrap();
+    let (_, registry) = tollgate_server::rls_config::load(dir.path()).unwrap();
+    let values = workload::key_values(KEYS);
+    let rule = |k: usize| {
+        let entries = workload::RlsDescriptor::Client.entries(k, &values);
+        let entries: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        registry
+            .lookup(workload::RLS_DOMAIN, &entries)
+            .unwrap_or_else(|| panic!("key {k} matches no rule"))
+    };
+    let (a, b, hot) = (rule(0), rule(KEYS - 1), rule(KEYS));
+    assert_eq!(a.rule.requests_per_unit(), 1000);
+    assert_ne!(a.state_name, b.state_name, "each client counts on its own");
+    assert_eq!(hot.rule.requests_per_unit(), workload::RLS_HOT_PER_SECOND);
+}
+
+/// gRPC closed loop, open loop and hot key against tollgate on Redis, the same through
+/// Envoy RLS with both descriptor workloads, then the ceiling and its pipelined figure,
+/// each for a fraction of a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_runs() {
     let redis = RedisServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("load.yaml");
     std::fs::write(&cfg, workload::config_yaml(KEYS)).unwrap();
+    let rls_dir = dir.path().join("rls");
+    std::fs::create_dir(&rls_dir).unwrap();
+    std::fs::write(rls_dir.join("bench.yaml"), workload::rls_config_yaml(1000)).unwrap();
     let (grpc, http) = (free_addr(), free_addr());
     let mut settings = tollgate_server::cli::ServeSettings::with_defaults();
     settings.config = Some(cfg);
+    settings.rls_config = Some(rls_dir);
     settings.redis.redis_url = Some(redis.url());
     settings.grpc_addr = grpc.parse().unwrap();
     settings.http_addr = http.parse().unwrap();
@@ -124,6 +157,73 @@ async fn every_mode_runs() {
         r[0].human()
     );
 
+    // Envoy RLS, API-key descriptors: the same plans as CheckQuota, one script call each.
+    let args = [
+        vec![
+            "rls".to_string(),
+            "--addr".into(),
+            addr.clone(),
+            "--redis-stats".into(),
+            url.clone(),
+        ],
+        with(&[]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let s = &r[0].stats;
+    assert_eq!(r[0].target, "rls-api-key");
+    assert!(s.tally.allowed > 0, "{}", r[0].human());
+    assert_eq!(s.tally.checks(), s.tally.allowed, "{}", r[0].human());
+    assert!(r[0].latency_ms(0.99) > 0.0);
+
+    // Client descriptors against the generated rules, open loop, three per request.
+    let args = [
+        vec![
+            "rls".to_string(),
+            "--addr".into(),
+            addr.clone(),
+            "--descriptor".into(),
+            "client".into(),
+            "--descriptors".into(),
+            "3".into(),
+        ],
+        with(&["--rate", "200"]),
+    ]
+    .concat();
+    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let s = &r[0].stats;
+    assert_eq!((r[0].target.as_str(), r[0].mode), ("rls-client-x3", "open"));
+    assert!(
+        (40..=120).contains(&s.tally.checks()),
+        "200/s for 0.4 s sent {}",
+        s.tally.checks()
+    );
+    assert_eq!(s.tally.checks(), s.tally.allowed, "{}", r[0].human());
+
+    // A hot client: refused by its own rule, the others admitted, nothing failing.
+    for descriptor in ["client", "api-key"] {
+        let args = [
+            vec![
+                "rls".to_string(),
+                "--addr".into(),
+                addr.clone(),
+                "--descriptor".into(),
+                descriptor.into(),
+            ],
+            with(&["--hot", "--hot-factor", "10"]),
+        ]
+        .concat();
+        let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        let s = &r[0].stats;
+        assert!(s.hot_total > s.rest_total, "{}", r[0].human());
+        assert!(
+            s.tally.limited > 0 && s.tally.allowed > 0,
+            "the abusive key is refused, the others not: {}",
+            r[0].human()
+        );
+        assert_eq!(s.tally.errors, 0, "{}", r[0].human());
+    }
+
     let args = [
         vec![
             "ceiling".to_string(),
@@ -160,8 +260,21 @@ fn binary_and_scripts() {
     assert!(out.status.success());
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("lg2") && yaml.contains(workload::HOT_KEY_ID));
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["gen-rls-config", "--per-second", "50"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains("requests_per_unit: 50") && yaml.contains(workload::HOT_KEY_ID));
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
-    for script in ["bench.sh", "soak.sh", "common.sh", "oha.sh"] {
+    for script in [
+        "bench.sh",
+        "soak.sh",
+        "common.sh",
+        "oha.sh",
+        "k6/envoy_proto_dir.sh",
+    ] {
         let status = Command::new("bash")
             .arg("-n")
             .arg(loadtest.join(script))

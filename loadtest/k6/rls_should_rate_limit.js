@@ -1,0 +1,87 @@
+// k6: envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit over gRPC, over KEYS keys.
+//
+//   ENVOY_PROTO="$(loadtest/k6/envoy_proto_dir.sh)"
+//   k6 run -e ENVOY_PROTO="$ENVOY_PROTO" -e KEYS=10000 loadtest/k6/rls_should_rate_limit.js
+//   k6 run -e ENVOY_PROTO="$ENVOY_PROTO" -e DESCRIPTOR=client loadtest/k6/rls_should_rate_limit.js
+//   k6 run -e ENVOY_PROTO="$ENVOY_PROTO" -e RATE=5000 -e DURATION=60s loadtest/k6/rls_should_rate_limit.js
+//
+// DESCRIPTOR picks what each request's one descriptor carries, as `tollgate-loadgen rls`:
+//   api-key (default)  the key of `tollgate-loadgen gen-config` with the load's API, stage,
+//                      path and method: tollgate checks the key's usage plan, as CheckQuota;
+//   client             `client=lg<i>`, matched against the rules of
+//                      `tollgate-loadgen gen-rls-config` in domain DOMAIN (default bench),
+//                      which any Envoy rate-limit service can serve.
+// Every key is admitted at these rates, so any OVER_LIMIT or error fails a threshold; p99
+// must stay under P99_MS (default 50 ms). tollgate's reflection does not describe Envoy's
+// services, so the .proto files come from ENVOY_PROTO: the proto/ directory of the
+// envoy-types crate tollgate builds with (envoy_proto_dir.sh prints it).
+import grpc from 'k6/net/grpc';
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+import { API_ID, KEYS, STAGE, TREND_STATS, keyValue, scenarios, summary } from './common.js';
+
+const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
+const P99_MS = __ENV.P99_MS || '50';
+const DOMAIN = __ENV.DOMAIN || 'bench';
+const DESCRIPTOR = __ENV.DESCRIPTOR || 'api-key';
+const PROTO = __ENV.ENVOY_PROTO;
+
+if (!PROTO) {
+  throw new Error('set ENVOY_PROTO to the proto/ directory of envoy-types (loadtest/k6/envoy_proto_dir.sh prints it)');
+}
+if (DESCRIPTOR !== 'api-key' && DESCRIPTOR !== 'client') {
+  throw new Error(`DESCRIPTOR must be api-key or client, not ${DESCRIPTOR}`);
+}
+
+const allowed = new Counter('tollgate_allowed');
+const refused = new Counter('tollgate_refused');
+
+export const options = {
+  scenarios: scenarios(),
+  summaryTrendStats: TREND_STATS,
+  thresholds: {
+    checks: ['rate>0.999'],
+    tollgate_refused: ['count==0'],
+    grpc_req_duration: [`p(99)<${P99_MS}`],
+  },
+};
+
+// Include roots inside envoy-types' proto/ directory that rls.proto's imports live under.
+const client = new grpc.Client();
+client.load(
+  ['data-plane-api', 'xds', 'protoc-gen-validate', 'googleapis', 'cel-spec/proto'].map((d) => `${PROTO}/${d}`),
+  'envoy/service/ratelimit/v3/rls.proto',
+);
+let connected = false;
+
+// The entries of key i's descriptor.
+function entries(i) {
+  if (DESCRIPTOR === 'client') return [{ key: 'client', value: `lg${i}` }];
+  return [
+    { key: 'api_key', value: keyValue(i) },
+    { key: 'tollgate_api', value: API_ID },
+    { key: 'tollgate_stage', value: STAGE },
+    { key: 'path', value: '/check' },
+    { key: 'method', value: 'GET' },
+  ];
+}
+
+export default function () {
+  if (!connected) {
+    client.connect(ADDR, { plaintext: true });
+    connected = true;
+  }
+  const i = Math.floor(Math.random() * KEYS);
+  const res = client.invoke('envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', {
+    domain: DOMAIN,
+    descriptors: [{ entries: entries(i) }],
+  });
+  const ok = res && res.status === grpc.StatusOK && res.message.overallCode === 'OK';
+  check(res, { 'ShouldRateLimit answered OK': () => ok });
+  if (ok) allowed.add(1);
+  else refused.add(1);
+}
+
+export function handleSummary(data) {
+  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'checks']);
+}
