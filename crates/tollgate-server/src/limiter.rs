@@ -183,9 +183,35 @@ impl Limiter {
             };
             return Ok(rls_check::decide(&plan, &none));
         }
+        // A request of one enforced part (one descriptor, or one API key) is answered from
+        // the deny cache like a CheckQuota. With several parts a cached denial would still
+        // leave the other descriptors' statuses unknown, so those always ask the store.
+        let probe = match plan.parts.as_slice() {
+            [part] if !part.shadow => match self.denials.lookup(&part.batch) {
+                Lookup::Denied(outcome) => {
+                    crate::metrics::metrics().deny_cache_hits.inc();
+                    let refused = MultiOutcome {
+                        admitted: false,
+                        now_us: outcome.now_us,
+                        parts: vec![outcome],
+                    };
+                    return Ok(rls_check::decide(&plan, &refused));
+                }
+                Lookup::AskStore(id) => Some((id, &part.batch)),
+            },
+            _ => None,
+        };
         match self.store.check_all(&plan.parts).await {
-            Ok(outcome) => Ok(rls_check::decide(&plan, &outcome)),
+            Ok(outcome) => {
+                if let (Some((id, batch)), [part]) = (probe, outcome.parts.as_slice()) {
+                    self.denials.record(id, batch, part);
+                }
+                Ok(rls_check::decide(&plan, &outcome))
+            }
             Err(e) => {
+                if let Some((id, _)) = probe {
+                    self.denials.end_probe(&id);
+                }
                 crate::metrics::store_error(&e);
                 if store_warning_due() {
                     warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode (logged at most once a second)");

@@ -411,3 +411,86 @@ async fn redis_calls_per_check() {
         "5 admitted, the fifth taking the last unit, then none: {calls:?}"
     );
 }
+
+/// The deny cache covers Envoy RLS too: a descriptor whose limit is used up costs Redis
+/// nothing more until it resets, whether it counts a plain descriptor or an API key.
+#[tokio::test]
+async fn rls_refusals_known_over_limit_skip_redis() {
+    use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
+        rate_limit_descriptor::Entry, RateLimitDescriptor,
+    };
+    use envoy_types::pb::envoy::service::ratelimit::v3::{
+        rate_limit_response::Code, rate_limit_service_client::RateLimitServiceClient,
+        RateLimitRequest,
+    };
+    let redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("calls.yaml"),
+        "domain: calls\ndescriptors:\n  - key: client\n    rate_limit: {unit: day, requests_per_unit: 3}\n  - key: api_key\n",
+    )
+    .unwrap();
+    let cfg = seed_config();
+    let t = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--rls-config",
+        dir.path().to_str().unwrap(),
+    ]);
+    let mut c = RateLimitServiceClient::connect(format!("http://127.0.0.1:{}", t.grpc_port))
+        .await
+        .unwrap();
+    let request = |key: &str, value: &str| RateLimitRequest {
+        domain: "calls".into(),
+        descriptors: vec![RateLimitDescriptor {
+            entries: vec![Entry {
+                key: key.into(),
+                value: value.into(),
+            }],
+            ..Default::default()
+        }],
+        hits_addend: 1,
+    };
+    // Warm up: loads the script and fills the store's connection slots.
+    for i in 0..10 {
+        let r = c
+            .should_rate_limit(request("client", &format!("warm{i}")))
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().overall_code(), Code::Ok);
+    }
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    for (key, value, admitted) in [("client", "abuser", 3), ("api_key", TEST_KEY, 5)] {
+        for i in 0..admitted + 50 {
+            let code = c
+                .should_rate_limit(request(key, value))
+                .await
+                .unwrap()
+                .into_inner()
+                .overall_code();
+            let expected = if i < admitted {
+                Code::Ok
+            } else {
+                Code::OverLimit
+            };
+            assert_eq!(code, expected, "{key} call {i}");
+        }
+    }
+    let calls = redis_calls(&mut raw).await;
+    assert_eq!(
+        calls.get("evalsha"),
+        Some(&8),
+        "3 + 5 admitted, each last one taking the last unit, then none: {calls:?}"
+    );
+}
