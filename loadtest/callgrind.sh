@@ -4,8 +4,8 @@
 # else the machine is doing, so it compares two builds of the hot path on a shared host.
 #
 # Starts its own redis-server and a release-built tollgate under callgrind (10 000 keys from
-# tollgate-loadgen gen-config), waits until it answers, zeroes the counters, drives N checks
-# closed-loop with tollgate-loadgen, dumps the counters and prints
+# tollgate-loadgen gen-config), waits until it answers, warms it up, zeroes the counters,
+# drives checks closed-loop with tollgate-loadgen, dumps the counters and prints
 #   CALLGRIND instructions=<total> checks=<n> instructions_per_check=<total/n>
 # plus the costliest functions (inclusive), and leaves the profile in --out for
 # callgrind_annotate or kcachegrind.
@@ -61,12 +61,18 @@ PROFILE="$WORK/callgrind.out"
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
   "$BIN/tollgate" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "${EXTRA[@]}" \
+  --redis-timeout-ms 5000 \
   >"$WORK/tollgate.log" 2>&1 &
 VG=$!
 PIDS+=("$VG")
 healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
 wait_for 120 healthy || { cat "$WORK/tollgate.log"; exit 1; }
 
+# Under valgrind tollgate runs some 50x slower: the longer Redis timeout above keeps slow
+# calls from turning into timeouts and reconnects, and a warm-up (connections made, script
+# loaded, code paths translated) runs before the counters are zeroed.
+"$BIN/tollgate-loadgen" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c "$CONC" -d 5s \
+  --warmup 0s >/dev/null
 callgrind_control -z "$VG" >/dev/null
 timeout "$((DURATION + 120))" "$BIN/tollgate-loadgen" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" \
   -k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup 0s | tee "$WORK/load.out"
@@ -76,6 +82,10 @@ DUMP=$(ls -t "$PROFILE".* 2>/dev/null | head -1)
 [[ -n "$DUMP" ]] || { echo "callgrind.sh: no dump written" >&2; exit 1; }
 
 CHECKS=$(sed -n "s/^SUMMARY .* sent_total=\([0-9]*\).*/\1/p" "$WORK/load.out" | tail -1)
+ERRORS=$(sed -n "s/^SUMMARY .* errors=\([0-9]*\).*/\1/p" "$WORK/load.out" | tail -1)
+if [[ "${ERRORS:-0}" != 0 ]]; then
+  echo "callgrind.sh: $ERRORS calls failed during the measured run; the count includes their retries and reconnects" >&2
+fi
 TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p' "$DUMP")
 [[ -n "$TOTAL" ]] || TOTAL=$(sed -n 's/^totals: \([0-9]*\).*/\1/p' "$DUMP")
 echo
