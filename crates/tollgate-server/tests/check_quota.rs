@@ -355,6 +355,21 @@ async fn redis_calls(
         .collect()
 }
 
+/// A connection to `redis` whose command counts (`redis_calls`) start from zero now.
+async fn counting_from_now(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    raw
+}
+
 /// One Redis round trip per admitted check, and none for a key known to be over (or, after
 /// an admission that took its last unit, certain to be over)
 /// its quota (the local deny cache) until its reset.
@@ -374,16 +389,7 @@ async fn redis_calls_per_check() {
     for _ in 0..10 {
         check(&mut c, seed_request(PREMIUM_KEY)).await;
     }
-    let mut raw = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut raw = counting_from_now(&redis).await;
     for _ in 0..5 {
         assert_eq!(
             check(&mut c, seed_request(TEST_KEY)).await.verdict(),
@@ -461,16 +467,7 @@ async fn rls_refusals_known_over_limit_skip_redis() {
             .unwrap();
         assert_eq!(r.into_inner().overall_code(), Code::Ok);
     }
-    let mut raw = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let mut raw = counting_from_now(&redis).await;
     for (key, value, admitted) in [("client", "abuser", 3), ("api_key", TEST_KEY, 5)] {
         for i in 0..admitted + 50 {
             let code = c
