@@ -11,12 +11,14 @@
 #   3. half      tollgate open loop at half of that peak: latency from intended send time;
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
-#                `api_key` descriptors, so each is the same plan check as in run 2.
+#                `api_key` descriptors, so each is the same plan check as in run 2;
+#   6. rls hot   run 5 with one abusive key at 100x the traffic of all others.
 # Redis calls are counted with INFO commandstats deltas. It ends with one line
-#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction> rls_throughput_ratio=<rls/ceiling>
+#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction> rls_throughput_ratio=<rls/ceiling> rls_hot_key_redis_share=<fraction>
 # where redis_calls_per_check counts client calls (EVALSHA, PING, ...) per admitted check,
 # hot_key_redis_share is the fraction of Redis calls in run 4 caused by the abusive key, and
-# rls_throughput_ratio is run 5's peak over the ceiling.
+# rls_throughput_ratio is run 5's peak over the ceiling, and rls_hot_key_redis_share is
+# run 6's share of Redis calls caused by the abusive key.
 #
 # Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys)
@@ -123,14 +125,24 @@ timeout "$LIMIT" "$LOADGEN" rls --descriptor api-key --addr "http://127.0.0.1:$G
   --redis-stats "$REDIS_URL" "${COMMON[@]}" | tee "$WORK/rls.out"
 RLS=$(summary rls-api-key <"$WORK/rls.out")
 
+echo
+echo "==> 6. tollgate Envoy RLS, one abusive key at ${HOT_FACTOR}x the traffic of all others"
+timeout "$LIMIT" "$LOADGEN" rls --descriptor api-key --addr "http://127.0.0.1:$GRPC_PORT" \
+  --redis-stats "$REDIS_URL" "${COMMON[@]}" --hot --hot-factor "$HOT_FACTOR" | tee "$WORK/rls-hot.out"
+RLS_HOT=$(summary rls-api-key <"$WORK/rls-hot.out")
+
 RATIO=$(awk -v a="$PEAK_TPUT" -v b="$(field "$CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 P99_HALF=$(field "$HALF_LINE" p99_ms)
 PER_CHECK=$(field "$PEAK" redis_calls_per_check)
-# The ordinary keys are always admitted, so they cost what an admitted check costs (run 2);
-# every other Redis call of run 4 was caused by the abusive key.
 RLS_RATIO=$(awk -v a="$(field "$RLS" throughput)" -v b="$(field "$CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-HOT_SHARE=$(awk -v calls="$(field "$HOT" redis_calls)" -v rest="$(field "$HOT" rest_total)" -v per="$PER_CHECK" \
-  'BEGIN { s = (calls > 0 ? (calls - rest * per) / calls : 0); if (s < 0) s = 0; printf "%.3f", s }')
+# The ordinary keys are always admitted, so they cost what an admitted check costs (runs 2
+# and 5); every other Redis call of runs 4 and 6 was caused by the abusive key.
+hot_share() { # hot_share SUMMARY PER_CHECK
+  awk -v calls="$(field "$1" redis_calls)" -v rest="$(field "$1" rest_total)" -v per="$2" \
+    'BEGIN { s = (calls > 0 ? (calls - rest * per) / calls : 0); if (s < 0) s = 0; printf "%.3f", s }'
+}
+HOT_SHARE=$(hot_share "$HOT" "$PER_CHECK")
+RLS_HOT_SHARE=$(hot_share "$RLS_HOT" "$(field "$RLS" redis_calls_per_check)")
 
 echo
 echo "==> load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -146,4 +158,6 @@ printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s che
   "$(field "$HOT" throughput)" "$(field "$HOT" hot_total)" "$(field "$HOT" sent_total)"
 printf '  tollgate RLS peak (api_key)      %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  redis calls per check %s\n' \
   "$(field "$RLS" throughput)" "$(field "$RLS" p50_ms)" "$(field "$RLS" p99_ms)" "$(field "$RLS" p999_ms)" "$(field "$RLS" redis_calls_per_check)"
-echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE rls_throughput_ratio=$RLS_RATIO"
+printf '  tollgate RLS with a hot key      %10.0f checks/s  hot key %s of %s checks\n' \
+  "$(field "$RLS_HOT" throughput)" "$(field "$RLS_HOT" hot_total)" "$(field "$RLS_HOT" sent_total)"
+echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE rls_throughput_ratio=$RLS_RATIO rls_hot_key_redis_share=$RLS_HOT_SHARE"

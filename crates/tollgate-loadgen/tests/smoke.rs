@@ -270,6 +270,8 @@ fn binary_and_scripts() {
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     for script in [
         "bench.sh",
+        "callgrind.sh",
+        "compare.sh",
         "soak.sh",
         "common.sh",
         "oha.sh",
