@@ -63,12 +63,7 @@ async fn seed_scenario_on_redis() {
     seed_scenario(&t).await;
     // A restart of tollgate keeps the count: the state is in Redis.
     drop(t);
-    let t = Tollgate::start(&[
-        "--redis-url",
-        &redis.url(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let t = Tollgate::seeded_on_redis(&redis.url(), &[]);
     let r = check(&mut t.client().await, seed_request(TEST_KEY)).await;
     assert_eq!(r.verdict(), Verdict::QuotaExceeded);
 }
@@ -260,21 +255,8 @@ async fn exactly_the_quota_across_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_modes() {
     let mut redis = RedisServer::start().unwrap();
-    let cfg = seed_config();
-    let closed = Tollgate::start(&[
-        "--redis-url",
-        &redis.url(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
-    let open = Tollgate::start(&[
-        "--redis-url",
-        &redis.url(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--failure-mode",
-        "allow",
-    ]);
+    let closed = Tollgate::seeded_on_redis(&redis.url(), &[]);
+    let open = Tollgate::seeded_on_redis(&redis.url(), &["--failure-mode", "allow"]);
     let (mut cc, mut co) = (closed.client().await, open.client().await);
     assert_eq!(
         check(&mut cc, seed_request(TEST_KEY)).await.verdict(),
@@ -376,13 +358,7 @@ async fn counting_from_now(redis: &RedisServer) -> redis::aio::MultiplexedConnec
 #[tokio::test]
 async fn redis_calls_per_check() {
     let redis = RedisServer::start().unwrap();
-    let cfg = seed_config();
-    let t = Tollgate::start(&[
-        "--redis-url",
-        &redis.url(),
-        "--config",
-        cfg.to_str().unwrap(),
-    ]);
+    let t = Tollgate::seeded_on_redis(&redis.url(), &[]);
     let mut c = t.client().await;
     // Warm up: loads the script on the server (EVALSHA, NOSCRIPT, EVAL or SCRIPT LOAD) and
     // fills the store's 8 connection slots (each checked out once, with a PING).
@@ -436,15 +412,10 @@ async fn rls_refusals_known_over_limit_skip_redis() {
         "domain: calls\ndescriptors:\n  - key: client\n    rate_limit: {unit: day, requests_per_unit: 3}\n  - key: api_key\n",
     )
     .unwrap();
-    let cfg = seed_config();
-    let t = Tollgate::start(&[
-        "--redis-url",
+    let t = Tollgate::seeded_on_redis(
         &redis.url(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--rls-config",
-        dir.path().to_str().unwrap(),
-    ]);
+        &["--rls-config", dir.path().to_str().unwrap()],
+    );
     let mut c = RateLimitServiceClient::connect(format!("http://127.0.0.1:{}", t.grpc_port))
         .await
         .unwrap();

@@ -51,6 +51,20 @@ impl Tollgate {
         Self::start_with_env(args, &[])
     }
 
+    /// Starts tollgate on the seed scenario with its limits in the Redis at `redis_url`,
+    /// plus `extra` flags.
+    pub fn seeded_on_redis(redis_url: &str, extra: &[&str]) -> Tollgate {
+        let cfg = seed_config();
+        let mut args = vec![
+            "--redis-url",
+            redis_url,
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Self::start(&args)
+    }
+
     /// Like [`Tollgate::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Tollgate {
         let grpc_port = free_port();
