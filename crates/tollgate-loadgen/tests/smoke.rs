@@ -20,7 +20,10 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-async fn loadgen(args: &[&str]) -> Vec<Report> {
+/// Runs the load generator on the concatenation of `parts` (a subcommand with its target,
+/// the common load flags, extra flags).
+async fn loadgen(parts: &[&[&str]]) -> Vec<Report> {
+    let args = parts.iter().flat_map(|p| p.iter());
     let cli = Cli::try_parse_from(["tollgate-loadgen"].iter().chain(args)).unwrap();
     run(cli).await.unwrap()
 }
@@ -104,38 +107,15 @@ async fn every_mode_runs() {
 
     let keys = KEYS.to_string();
     let common = ["-k", &keys, "-c", "4", "-d", "400ms", "--warmup", "100ms"];
-    let with = |extra: &[&'static str]| -> Vec<String> {
-        common
-            .iter()
-            .map(|s| s.to_string())
-            .chain(extra.iter().map(|s| s.to_string()))
-            .collect()
-    };
     let url = redis.url();
 
-    let args = [
-        vec![
-            "grpc".to_string(),
-            "--addr".into(),
-            addr.clone(),
-            "--redis-stats".into(),
-            url.clone(),
-        ],
-        with(&[]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = loadgen(&[&["grpc", "--addr", &addr, "--redis-stats", &url], &common]).await;
     let s = &r[0].stats;
     assert!(s.tally.allowed > 0, "{}", r[0].human());
     assert_eq!(s.tally.checks(), s.tally.allowed, "{}", r[0].human());
     assert!(r[0].latency_ms(0.99) > 0.0);
 
-    let args = [
-        vec!["grpc".to_string(), "--addr".into(), addr.clone()],
-        with(&["--rate", "200"]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = loadgen(&[&["grpc", "--addr", &addr], &common, &["--rate", "200"]]).await;
     assert_eq!(r[0].mode, "open");
     let checks = r[0].stats.tally.checks();
     assert!(
@@ -143,12 +123,12 @@ async fn every_mode_runs() {
         "200/s for 0.4 s sent {checks}"
     );
 
-    let args = [
-        vec!["grpc".to_string(), "--addr".into(), addr.clone()],
-        with(&["--hot", "--hot-factor", "10"]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = loadgen(&[
+        &["grpc", "--addr", &addr],
+        &common,
+        &["--hot", "--hot-factor", "10"],
+    ])
+    .await;
     let s = &r[0].stats;
     assert!(s.hot_total > s.rest_total, "{}", r[0].human());
     assert!(
@@ -158,18 +138,7 @@ async fn every_mode_runs() {
     );
 
     // Envoy RLS, API-key descriptors: the same plans as CheckQuota, one script call each.
-    let args = [
-        vec![
-            "rls".to_string(),
-            "--addr".into(),
-            addr.clone(),
-            "--redis-stats".into(),
-            url.clone(),
-        ],
-        with(&[]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = loadgen(&[&["rls", "--addr", &addr, "--redis-stats", &url], &common]).await;
     let s = &r[0].stats;
     assert_eq!(r[0].target, "rls-api-key");
     assert!(s.tally.allowed > 0, "{}", r[0].human());
@@ -177,20 +146,20 @@ async fn every_mode_runs() {
     assert!(r[0].latency_ms(0.99) > 0.0);
 
     // Client descriptors against the generated rules, open loop, three per request.
-    let args = [
-        vec![
-            "rls".to_string(),
-            "--addr".into(),
-            addr.clone(),
-            "--descriptor".into(),
-            "client".into(),
-            "--descriptors".into(),
-            "3".into(),
+    let r = loadgen(&[
+        &[
+            "rls",
+            "--addr",
+            &addr,
+            "--descriptor",
+            "client",
+            "--descriptors",
+            "3",
         ],
-        with(&["--rate", "200"]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        &common,
+        &["--rate", "200"],
+    ])
+    .await;
     let s = &r[0].stats;
     assert_eq!((r[0].target.as_str(), r[0].mode), ("rls-client-x3", "open"));
     assert!(
@@ -202,18 +171,12 @@ async fn every_mode_runs() {
 
     // A hot client: refused by its own rule, the others admitted, nothing failing.
     for descriptor in ["client", "api-key"] {
-        let args = [
-            vec![
-                "rls".to_string(),
-                "--addr".into(),
-                addr.clone(),
-                "--descriptor".into(),
-                descriptor.into(),
-            ],
-            with(&["--hot", "--hot-factor", "10"]),
-        ]
-        .concat();
-        let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        let r = loadgen(&[
+            &["rls", "--addr", &addr, "--descriptor", descriptor],
+            &common,
+            &["--hot", "--hot-factor", "10"],
+        ])
+        .await;
         let s = &r[0].stats;
         assert!(s.hot_total > s.rest_total, "{}", r[0].human());
         assert!(
@@ -224,18 +187,11 @@ async fn every_mode_runs() {
         assert_eq!(s.tally.errors, 0, "{}", r[0].human());
     }
 
-    let args = [
-        vec![
-            "ceiling".to_string(),
-            "--redis-url".into(),
-            url.clone(),
-            "--pipeline".into(),
-            "4".into(),
-        ],
-        with(&[]),
-    ]
-    .concat();
-    let r = loadgen(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let r = loadgen(&[
+        &["ceiling", "--redis-url", &url, "--pipeline", "4"],
+        &common,
+    ])
+    .await;
     assert_eq!(r.len(), 2);
     assert_eq!(
         (r[0].target.as_str(), r[1].target.as_str()),
