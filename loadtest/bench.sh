@@ -54,15 +54,10 @@ LOADGEN="$BIN/tollgate-loadgen"
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
 
-REDIS_PORT=$(free_port)
+start_redis
 GRPC_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 
 "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 mkdir "$WORK/rls"
@@ -71,27 +66,14 @@ RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$RED
   --rls-config "$WORK/rls" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
 PIDS+=($!)
-healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
-wait_for 20 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 
-echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(redis-server --version | cut -d' ' -f1-3)"
+report_host
 echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"
-# Other work on the machine skews every figure; the load average before and after says how
-# much, and Redis's own probe shows how long this host can stall a running process (on a
-# shared VM, tens of ms: such stalls, not tollgate, then set the p99).
-echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-JITTER_US=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
-echo "==> host jitter: worst stall ${JITTER_US:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
 
 LIMIT=$((DURATION + WARMUP + 60))
 COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
 
-summary() { # summary TARGET < output: the SUMMARY line of that target
-  grep "^SUMMARY target=$1 " | tail -1
-}
-field() { # field LINE NAME
-  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
-}
 
 echo
 echo "==> 1. ceiling: check.lua straight on Redis"

@@ -42,13 +42,9 @@ BIN="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh
 
-REDIS_PORT=$(free_port)
+start_redis
 GRPC_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 
 "$BIN/tollgate-loadgen" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 EXTRA=()
@@ -65,8 +61,7 @@ RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
   >"$WORK/tollgate.log" 2>&1 &
 VG=$!
 PIDS+=("$VG")
-healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
-wait_for 120 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+wait_for 120 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 
 # Under valgrind tollgate runs some 50x slower: the longer Redis timeout above keeps slow
 # calls from turning into timeouts and reconnects, and a warm-up (connections made, script

@@ -1,5 +1,6 @@
-# loadtest/common.sh: what bench.sh and soak.sh share (sourced, not run): a work directory
-# and the processes started in it, both removed on exit; free loopback ports; waiting.
+# loadtest/common.sh: what the load scripts share (sourced, not run): a work directory
+# and the processes started in it, both removed on exit; free loopback ports; waiting; a
+# throwaway Redis; tollgate's health; the host report; reading tollgate-loadgen's SUMMARY lines.
 
 WORK="$(mktemp -d -t tollgate-load.XXXXXX)"
 PIDS=()
@@ -32,4 +33,39 @@ wait_for() { # wait_for SECONDS COMMAND...
     ((SECONDS < deadline)) || return 1
     sleep 0.1
   done
+}
+
+# Starts a throwaway redis-server on a free port (no persistence, files in $WORK) and waits
+# for it; sets REDIS_PORT and REDIS_URL.
+start_redis() {
+  REDIS_PORT=$(free_port)
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+    >"$WORK/redis.log" 2>&1 &
+  PIDS+=($!)
+  wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+}
+
+healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ')
+}
+
+# Prints the machine, the load average and the worst stall Redis's own probe sees in 3 s.
+# Other work on the machine skews every figure; the load average before and after says how
+# much, and the probe shows how long this host can stall a running process (on a shared VM,
+# milliseconds: such stalls, not tollgate, then set the tail latencies).
+report_host() {
+  echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(redis-server --version | cut -d' ' -f1-3)"
+  echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  local jitter_us
+  jitter_us=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
+  echo "==> host jitter: worst stall ${jitter_us:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
+}
+
+summary() { # summary TARGET < output: the SUMMARY line tollgate-loadgen printed for that target
+  grep "^SUMMARY target=$1 " | tail -1
+}
+
+field() { # field LINE NAME: the value of NAME=... in a SUMMARY line
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
 }

@@ -62,12 +62,7 @@ LRLS="${CARGO_TARGET_DIR:-loadtest/compare/limitador-rls/target}/release/limitad
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
 
-REDIS_PORT=$(free_port)
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+start_redis
 
 listening() ( exec 3<>"/dev/tcp/127.0.0.1/$1" )
 SERVER_PID=
@@ -78,22 +73,13 @@ stop_server() { # the server of the phase that just ended
   SERVER_PID=
 }
 
-echo "==> machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(redis-server --version | cut -d' ' -f1-3)"
+report_host
 echo "==> load: $KEYS client ids, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"
-echo "==> load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-JITTER_US=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
-echo "==> host jitter: worst stall ${JITTER_US:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
 
 LIMIT=$((DURATION + WARMUP + 60))
 COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
 RLS_LOAD=(--descriptor client --redis-stats "$REDIS_URL" "${COMMON[@]}")
 
-summary() { # summary TARGET < output: the SUMMARY line of that target
-  grep "^SUMMARY target=$1 " | tail -1
-}
-field() { # field LINE NAME
-  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
-}
 flush() { redis-cli -p "$REDIS_PORT" flushall >/dev/null; }
 
 echo
@@ -113,8 +99,7 @@ RUST_LOG=warn "$TOLLGATE" serve --rls-config "$WORK/rls" \
   >"$WORK/tollgate.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
-healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
-wait_for 20 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 timeout "$LIMIT" "$LOADGEN" rls --addr "http://127.0.0.1:$GRPC_PORT" "${RLS_LOAD[@]}" | tee "$WORK/tollgate.out"
 TOLLGATE_LINE=$(summary rls-client <"$WORK/tollgate.out")
 stop_server

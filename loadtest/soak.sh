@@ -35,19 +35,15 @@ BIN="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
 
-REDIS_PORT=$(free_port)
+start_redis
 GRPC_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 "$BIN/tollgate-loadgen" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 RUST_LOG=warn "$BIN/tollgate" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
 TOLLGATE_PID=$!
 PIDS+=("$TOLLGATE_PID")
-healthy() ( exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ' )
-wait_for 20 healthy || { cat "$WORK/tollgate.log"; exit 1; }
+wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$TOLLGATE_PID/status"; }
 
