@@ -6,9 +6,10 @@
 use crate::cli::FailureMode;
 use crate::deny_cache::{DenyCache, Lookup};
 use arc_swap::ArcSwap;
+use std::future::Future;
 use std::sync::Arc;
 use thiserror::Error;
-use tollgate_core::batch::MultiOutcome;
+use tollgate_core::batch::{BatchOutcome, LimitBatch, MultiOutcome};
 use tollgate_core::catalog::Catalog;
 use tollgate_core::check::{CheckRequest, Decision, Verdict};
 use tollgate_core::rls::check::{
@@ -137,20 +138,18 @@ impl Limiter {
                 Err(verdict) => return Decision::refused(verdict),
             }
         };
-        let id = match self.denials.lookup(&resolved.batch) {
-            Lookup::Denied(outcome) => {
-                crate::metrics::metrics().deny_cache_hits.inc();
-                return Decision::from_outcome(&resolved, &outcome);
-            }
-            Lookup::AskStore(id) => id,
-        };
-        match self.store.check(&resolved.batch).await {
-            Ok(outcome) => {
-                self.denials.record(id, &resolved.batch, &outcome);
+        let asked = self
+            .through_denials(
+                Some(&resolved.batch),
+                self.store.check(&resolved.batch),
+                |o| Some(o),
+            )
+            .await;
+        match asked {
+            Ok(Answer::Cached(outcome) | Answer::Fresh(outcome)) => {
                 Decision::from_outcome(&resolved, &outcome)
             }
             Err(e) => {
-                self.denials.end_probe(&id);
                 crate::metrics::store_error(&e);
                 if store_warning_due() {
                     warn!(error = %e, transient = e.is_transient(), plan_id = %resolved.plan_id, key_id = %resolved.key_id, "limit store failed; applying failure mode (logged at most once a second)");
@@ -186,32 +185,26 @@ impl Limiter {
         // A request of one enforced part (one descriptor, or one API key) is answered from
         // the deny cache like a CheckQuota. With several parts a cached denial would still
         // leave the other descriptors' statuses unknown, so those always ask the store.
-        let probe = match plan.parts.as_slice() {
-            [part] if !part.shadow => match self.denials.lookup(&part.batch) {
-                Lookup::Denied(outcome) => {
-                    crate::metrics::metrics().deny_cache_hits.inc();
-                    let refused = MultiOutcome {
-                        admitted: false,
-                        now_us: outcome.now_us,
-                        parts: vec![outcome],
-                    };
-                    return Ok(rls_check::decide(&plan, &refused));
-                }
-                Lookup::AskStore(id) => Some((id, &part.batch)),
-            },
+        let cacheable = match plan.parts.as_slice() {
+            [part] if !part.shadow => Some(&part.batch),
             _ => None,
         };
-        match self.store.check_all(&plan.parts).await {
-            Ok(outcome) => {
-                if let (Some((id, batch)), [part]) = (probe, outcome.parts.as_slice()) {
-                    self.denials.record(id, batch, part);
-                }
-                Ok(rls_check::decide(&plan, &outcome))
+        let asked = self
+            .through_denials(cacheable, self.store.check_all(&plan.parts), |o| {
+                o.parts.first()
+            })
+            .await;
+        match asked {
+            Ok(Answer::Cached(outcome)) => {
+                let refused = MultiOutcome {
+                    admitted: false,
+                    now_us: outcome.now_us,
+                    parts: vec![outcome],
+                };
+                Ok(rls_check::decide(&plan, &refused))
             }
+            Ok(Answer::Fresh(outcome)) => Ok(rls_check::decide(&plan, &outcome)),
             Err(e) => {
-                if let Some((id, _)) = probe {
-                    self.denials.end_probe(&id);
-                }
                 crate::metrics::store_error(&e);
                 if store_warning_due() {
                     warn!(error = %e, transient = e.is_transient(), domain = %req.domain, "limit store failed; applying failure mode (logged at most once a second)");
@@ -222,6 +215,46 @@ impl Limiter {
                 }
             }
         }
+    }
+}
+
+/// A store answer, or a refusal the deny cache already knew.
+enum Answer<T> {
+    /// The cached refusal of the one batch asked about; the store was not called.
+    Cached(BatchOutcome),
+    /// What the store answered.
+    Fresh(T),
+}
+
+impl Limiter {
+    /// Runs `ask` (a store call) unless the deny cache knows `batch` is refused; with
+    /// `batch` `None` the call always runs and nothing is cached. A store answer is recorded
+    /// for `batch` (its outcome picked by `outcome_of`), a failure ends the probe, so every
+    /// adapter's checks share one deny-cache protocol.
+    async fn through_denials<T>(
+        &self,
+        batch: Option<&LimitBatch>,
+        ask: impl Future<Output = Result<T, StoreError>>,
+        outcome_of: impl FnOnce(&T) -> Option<&BatchOutcome>,
+    ) -> Result<Answer<T>, StoreError> {
+        let probe = match batch {
+            Some(b) => match self.denials.lookup(b) {
+                Lookup::Denied(outcome) => {
+                    crate::metrics::metrics().deny_cache_hits.inc();
+                    return Ok(Answer::Cached(outcome));
+                }
+                Lookup::AskStore(id) => Some((id, b)),
+            },
+            None => None,
+        };
+        let answer = ask.await;
+        if let Some((id, b)) = probe {
+            match answer.as_ref().ok().and_then(outcome_of) {
+                Some(outcome) => self.denials.record(id, b, outcome),
+                None => self.denials.end_probe(&id),
+            }
+        }
+        answer.map(Answer::Fresh)
     }
 }
 
