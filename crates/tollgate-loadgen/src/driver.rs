@@ -5,21 +5,22 @@
 //! - **Open loop** ([`open_loop`]): calls start at a fixed rate whatever the target does,
 //!   and each latency is measured from the call's *intended* start, so a stalled target
 //!   shows as the queue it would build at its clients rather than as fewer, faster samples
-//!   (coordinated omission). The schedule is kept by a dedicated OS thread sleeping with
-//!   the kernel's timer precision (tens of µs) rather than tokio's 1 ms timer wheel; a late
-//!   tick is charged to the latency, so the figures err on the slow side. The time from the
+//!   (coordinated omission). The schedule is a [`Pacer`], which keeps the kernel's timer
+//!   precision (tens of µs) rather than tokio's 1 ms timer wheel; a late tick is charged
+//!   to the latency, so the figures err on the slow side. The time from the
 //!   actual send is kept too: on a machine where the load generator shares the cores with
 //!   the target, the gap between the two is the generator's own queueing.
 //!
 //! Both run a warm-up first (connections up, caches and the script loaded) that counts
 //! towards `sent_total` but not towards the measured figures.
 
+use crate::pacer::Pacer;
 use crate::report::{Report, Stats};
 use crate::target::Target;
 use crate::workload::Picker;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 /// How long and how hard to drive.
 #[derive(Debug, Clone)]
@@ -90,31 +91,15 @@ pub async fn closed_loop<T: Target>(target: &T, spec: &RunSpec) -> Report {
 
 /// Drives `target` at `rate` calls per second, with at most `spec.concurrency` in flight
 /// (a call due while all are busy waits, and the wait counts in its latency).
-pub async fn open_loop<T: Target>(target: &T, spec: &RunSpec, rate: f64) -> Report {
+pub async fn open_loop<T: Target>(
+    target: &T,
+    spec: &RunSpec,
+    rate: f64,
+) -> std::io::Result<Report> {
     let rate = rate.max(1.0);
-    let start = Instant::now() + Duration::from_millis(20);
-    let measure_from = start + spec.warmup;
+    let mut pacer = Pacer::start(rate, Duration::from_millis(20))?;
+    let measure_from = pacer.first_due() + spec.warmup;
     let end = measure_from + spec.duration;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
-    let pacer = std::thread::spawn(move || {
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        let mut i: u32 = 0;
-        loop {
-            let due = start + interval * i;
-            if due >= end {
-                break;
-            }
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            if tx.send(due).is_err() {
-                break;
-            }
-            i = i.saturating_add(1);
-        }
-    });
-
     let per_call = target.checks_per_call();
     let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
     let stats = Arc::new(Mutex::new(Stats::default()));
@@ -123,36 +108,41 @@ pub async fn open_loop<T: Target>(target: &T, spec: &RunSpec, rate: f64) -> Repo
         .map(|i| target.for_worker(i))
         .collect();
     let mut n = 0usize;
-    while let Some(due) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let mut keys = Vec::with_capacity(per_call);
-        pick(&mut picker, per_call, &mut keys);
-        let mut t = workers[n % workers.len()].clone();
-        n += 1;
-        let stats = stats.clone();
-        tokio::spawn(async move {
-            let sent = Instant::now();
-            let tally = t.call(&keys).await;
-            let done = Instant::now();
-            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
-            s.sent_total += keys.len() as u64;
-            if due >= measure_from {
-                s.record(done - due, &tally);
-                s.record_sent(done - sent);
+    'schedule: loop {
+        for i in pacer.due().await? {
+            let due = pacer.due_at(i);
+            if due >= end {
+                break 'schedule;
             }
-            drop(permit);
-        });
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break 'schedule;
+            };
+            let mut keys = Vec::with_capacity(per_call);
+            pick(&mut picker, per_call, &mut keys);
+            let mut t = workers[n % workers.len()].clone();
+            n += 1;
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let tally = t.call(&keys).await;
+                let done = Instant::now();
+                let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+                s.sent_total += keys.len() as u64;
+                if due >= measure_from {
+                    s.record(done - due, &tally);
+                    s.record_sent(done - sent);
+                }
+                drop(permit);
+            });
+        }
     }
-    let _ = pacer.join();
     // Let the calls in flight finish (bounded, in case the target hangs).
     let all = u32::try_from(spec.concurrency.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(10), permits.acquire_many(all)).await;
     let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
     stats.hot_total = picker.hot;
     stats.rest_total = picker.rest;
-    Report {
+    Ok(Report {
         target: target.name(),
         mode: "open",
         concurrency: spec.concurrency,
@@ -160,5 +150,5 @@ pub async fn open_loop<T: Target>(target: &T, spec: &RunSpec, rate: f64) -> Repo
         checks_per_call: per_call,
         measured: spec.duration,
         stats,
-    }
+    })
 }

@@ -12,6 +12,7 @@
 //!   `check.lua` straight on Redis (the ceiling).
 //! - [`driver`]: closed loop (fixed callers) and open loop (fixed rate, latency from the
 //!   intended send time).
+//! - [`pacer`]: the open loop's fixed-rate schedule, at the kernel timer's precision.
 //! - [`report`]: counts, HDR latency histograms, and the printed figures.
 //! - [`redis_stats`]: Redis round trips per check from `INFO commandstats`.
 //!
@@ -22,6 +23,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod pacer;
 pub mod redis_stats;
 pub mod report;
 pub mod target;

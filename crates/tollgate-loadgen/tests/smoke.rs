@@ -217,12 +217,18 @@ fn binary_and_scripts() {
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("lg2") && yaml.contains(workload::HOT_KEY_ID));
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["gen-rls-config", "--per-second", "50"])
+        .args(["--threads", "2", "gen-rls-config", "--per-second", "50"])
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(out.status.success(), "on a multi-thread runtime");
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("requests_per_unit: 50") && yaml.contains(workload::HOT_KEY_ID));
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["--threads", "0", "gen-config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     for script in [
         "bench.sh",
