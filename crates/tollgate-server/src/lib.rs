@@ -10,7 +10,7 @@
 //! - [`catalog_sync`]: keeps this instance's catalog in step with the shared records.
 //! - [`bootstrap`]: applies the YAML file to the shared records (`serve --config`, `apply`).
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, Envoy's rate-limit service and
-//!   ext_authz, health, reflection).
+//!   ext_authz, health, reflection), the check methods on their own unary hot path.
 //! - [`http`]: axum routes (`/healthz`, `/metrics`, `POST /v1/check`, `/v1/auth` for nginx).
 //! - [`rls_config`]: the Envoy rate-limit config directory, loaded and hot-reloaded.
 //! - [`metrics`]: Prometheus metrics.

@@ -1,8 +1,10 @@
 //! The gRPC server: `tollgate.v1.QuotaService`, `grpc.health.v1.Health` and server
 //! reflection, on one port; with Envoy's `envoy.service.ratelimit.v3.RateLimitService`
-//! ([`rls`]) and `envoy.service.auth.v3.Authorization` ([`ext_authz`]) beside them.
+//! ([`rls`]) and `envoy.service.auth.v3.Authorization` ([`ext_authz`]) beside them. The
+//! three check methods are answered by [`hot_path`], a layer in front of tonic's router.
 
 pub mod ext_authz;
+pub mod hot_path;
 pub mod quota;
 pub mod rls;
 
@@ -49,17 +51,23 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let checks = hot_path::CheckServices {
+        quota: Arc::new(quota::QuotaApi::new(limiter.clone())),
+        rls: Arc::new(rls::RlsApi::new(limiter.clone())),
+        ext_authz: Arc::new(ext_authz::ExtAuthzApi::new(
+            limiter,
+            &envoy.ext_authz_api_key_header,
+        )),
+    };
+    // The check methods are answered by the hot path in front of the router; the router
+    // still lists their services, so health and reflection show them as they are.
     Server::builder()
+        .layer(hot_path::HotPathLayer::new(checks.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(RateLimitServiceServer::new(rls::RlsApi::new(
-            limiter.clone(),
-        )))
-        .add_service(AuthorizationServer::new(ext_authz::ExtAuthzApi::new(
-            limiter.clone(),
-            &envoy.ext_authz_api_key_header,
-        )))
-        .add_service(QuotaServiceServer::new(quota::QuotaApi::new(limiter)))
+        .add_service(RateLimitServiceServer::from_arc(checks.rls))
+        .add_service(AuthorizationServer::from_arc(checks.ext_authz))
+        .add_service(QuotaServiceServer::from_arc(checks.quota))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
