@@ -1,4 +1,5 @@
-//! The `tollgate` binary: parse the command line, then hand over to the library.
+//! The `tollgate` binary: parse the command line, build the runtime it asks for, then hand
+//! over to the library.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -10,9 +11,25 @@ use tollgate_server::{app, bootstrap, config, shutdown, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Command::Serve(settings) = &cli.command {
+        if settings.worker_threads > 0 {
+            runtime.worker_threads(usize::from(settings.worker_threads));
+        }
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("tollgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     telemetry::init(&cli.log_format);
     let result = match cli.command {
         Command::Serve(settings) => app::serve(settings, shutdown::signal()).await,

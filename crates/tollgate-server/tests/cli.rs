@@ -30,6 +30,8 @@ fn help_explains_every_flag() {
         "--grpc-addr",
         "--http-addr",
         "--failure-mode",
+        "--worker-threads",
+        "TOLLGATE_WORKER_THREADS",
         "TOLLGATE_CONFIG",
         "TOLLGATE_REDIS_URL",
         "TOLLGATE_REDIS_MODE",
@@ -87,8 +89,14 @@ fn bad_flags() {
     assert!(err.contains("standalone"), "{err}");
     let (code, _, err) = tollgate(&["serve", "--grpc-addr", "not-an-addr"]);
     assert_eq!(code, 2, "{err}");
+    let (code, _, err) = tollgate(&["serve", "--worker-threads", "many"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--worker-threads"), "{err}");
+    // On a one-thread runtime the start-up errors are the same.
     let (code, _, err) = tollgate(&[
         "serve",
+        "--worker-threads",
+        "1",
         "--redis-url",
         "http://nope",
         "--grpc-addr",
