@@ -12,10 +12,11 @@
 //! are one; what stays with tonic's server around this layer (connection handling,
 //! `grpc-timeout`, error recovery) applies to both paths.
 //!
-//! Wire rules kept as tonic keeps them: requests larger than 4 MiB are refused with
-//! RESOURCE_EXHAUSTED, compressed requests with UNIMPLEMENTED (no compression is enabled),
-//! a body with no message or more than one with INTERNAL, and a message that does not
-//! decode with INTERNAL; errors are sent as trailers-only responses.
+//! Wire rules kept as tonic keeps them: a message larger than 4 MiB is refused with
+//! OUT_OF_RANGE, a `grpc-encoding` other than identity with UNIMPLEMENTED (no compression
+//! is enabled), a compressed frame, a body with no message and a message that does not
+//! decode with INTERNAL (and, stricter than tonic, a body with more than one message);
+//! errors are sent as trailers-only responses.
 
 use super::ext_authz::ExtAuthzApi;
 use super::quota::QuotaApi;
@@ -157,7 +158,7 @@ async fn read_message<M: Message + Default>(req: http::Request<Body>) -> Result<
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                Status::resource_exhausted(format!(
+                Status::out_of_range(format!(
                     "request message larger than {MAX_REQUEST_BYTES} bytes"
                 ))
             } else {
@@ -178,12 +179,12 @@ fn decode_frame<M: Message + Default>(body: &[u8]) -> Result<M, Status> {
     };
     let len = u32::from_be_bytes(*len) as usize;
     if compressed != 0 {
-        return Err(Status::unimplemented(
+        return Err(Status::internal(
             "the request message is compressed, and no compression is enabled",
         ));
     }
     if len > MAX_REQUEST_BYTES {
-        return Err(Status::resource_exhausted(format!(
+        return Err(Status::out_of_range(format!(
             "request message of {len} bytes is larger than {MAX_REQUEST_BYTES}"
         )));
     }
@@ -267,7 +268,20 @@ mod tests {
 
     /// Calls `svc` with one gRPC request; returns its grpc-status (from the headers of a
     /// trailers-only answer, or from the trailers) and its body bytes.
-    async fn call<S>(mut svc: S, path: &str, message: &[u8]) -> (String, Bytes)
+    async fn call<S>(svc: S, path: &str, message: &[u8]) -> (String, Bytes)
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>,
+        S::Error: std::fmt::Debug,
+    {
+        call_encoded(svc, path, message, "identity").await
+    }
+
+    async fn call_encoded<S>(
+        mut svc: S,
+        path: &str,
+        message: &[u8],
+        encoding: &str,
+    ) -> (String, Bytes)
     where
         S: Service<http::Request<Body>, Response = http::Response<Body>>,
         S::Error: std::fmt::Debug,
@@ -278,6 +292,7 @@ mod tests {
             .uri(format!("http://tollgate{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
+            .header("grpc-encoding", encoding)
             .body(Body::new(http_body_util::Full::new(Bytes::from(body))))
             .unwrap();
         futures_util::future::poll_fn(|cx| svc.poll_ready(cx))
@@ -339,6 +354,14 @@ mod tests {
             assert_eq!(ours, tonics);
             assert_eq!(ours.0, want);
         }
+        // A compressed request, which neither path has a codec for.
+        let bytes = CheckQuotaRequest::default().encode_to_vec();
+        let ours = call_encoded(hot.clone(), CHECK_QUOTA, &bytes, "gzip").await;
+        assert_eq!(
+            ours,
+            call_encoded(router, CHECK_QUOTA, &bytes, "gzip").await
+        );
+        assert_eq!(ours.0, "12");
         let rls = RateLimitRequest {
             domain: "nowhere".into(),
             ..Default::default()
@@ -384,11 +407,8 @@ mod tests {
             (vec![0, 0, 0], tonic::Code::Internal),
             (frame(0, 10, b"abc"), tonic::Code::Internal),
             (frame(0, 1, b"ab"), tonic::Code::Internal),
-            (
-                frame(1, bytes.len() as u32, &bytes),
-                tonic::Code::Unimplemented,
-            ),
-            (frame(0, u32::MAX, b""), tonic::Code::ResourceExhausted),
+            (frame(1, bytes.len() as u32, &bytes), tonic::Code::Internal),
+            (frame(0, u32::MAX, b""), tonic::Code::OutOfRange),
             (frame(0, 2, &[0xff, 0xff]), tonic::Code::Internal),
         ];
         for (body, code) in cases {
