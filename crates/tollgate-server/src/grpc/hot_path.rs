@@ -1,6 +1,6 @@
 //! The check methods' own unary path: `CheckQuota`, Envoy RLS `ShouldRateLimit` and Envoy
 //! ext_authz `Check` are answered here, in a tower layer in front of tonic's router, and
-//! every other gRPC method (health, reflection) goes on to the router.
+//! every other gRPC method (health, reflection, and unknown ones) goes on to the router.
 //!
 //! Why: a check's own work (plan resolution, limiter, one Redis script) was about a quarter
 //! of the instructions tollgate spent per `CheckQuota`; tonic's generic unary machinery
@@ -42,8 +42,7 @@ const CHECK_QUOTA: &str = "/tollgate.v1.QuotaService/CheckQuota";
 const SHOULD_RATE_LIMIT: &str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
 const EXT_AUTHZ_CHECK: &str = "/envoy.service.auth.v3.Authorization/Check";
 
-/// The services the hot path answers; the same instances tonic's router serves.
-#[derive(Clone)]
+/// The services the hot path answers.
 pub struct CheckServices {
     /// `tollgate.v1.QuotaService`.
     pub quota: Arc<QuotaApi>,
@@ -104,24 +103,27 @@ where
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         use futures_util::future::Either;
         let services = self.services.clone();
-        let answer: BoxedResponse<S::Error> = match req.uri().path() {
-            CHECK_QUOTA => Box::pin(async move {
-                Ok(unary(req, |m| async move { services.quota.check_quota(m).await }).await)
-            }),
-            SHOULD_RATE_LIMIT => Box::pin(async move {
-                Ok(unary(
-                    req,
-                    |m| async move { services.rls.should_rate_limit(m).await },
-                )
-                .await)
-            }),
-            EXT_AUTHZ_CHECK => Box::pin(async move {
-                Ok(unary(req, |m| async move { services.ext_authz.check(m).await }).await)
-            }),
+        Either::Left(match req.uri().path() {
+            CHECK_QUOTA => answered(unary(req, move |m| async move {
+                services.quota.check_quota(m).await
+            })),
+            SHOULD_RATE_LIMIT => answered(unary(req, move |m| async move {
+                services.rls.should_rate_limit(m).await
+            })),
+            EXT_AUTHZ_CHECK => answered(unary(req, move |m| async move {
+                services.ext_authz.check(m).await
+            })),
             _ => return Either::Right(self.inner.call(req)),
-        };
-        Either::Left(answer)
+        })
     }
+}
+
+/// A hot-path answer as the service's future: it always has a response (errors are gRPC
+/// statuses in it), so it never fails.
+fn answered<E>(
+    response: impl Future<Output = http::Response<Body>> + Send + 'static,
+) -> BoxedResponse<E> {
+    Box::pin(async move { Ok(response.await) })
 }
 
 /// One unary call: the request's single message in, `method`'s answer out.

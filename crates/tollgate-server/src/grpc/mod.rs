@@ -51,6 +51,8 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tollgate_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // Each of the three check services has one method, and the hot path answers it, so
+    // they are not in tonic's router; health lists them by type, reflection by descriptor.
     let checks = hot_path::CheckServices {
         quota: Arc::new(quota::QuotaApi::new(limiter.clone())),
         rls: Arc::new(rls::RlsApi::new(limiter.clone())),
@@ -59,15 +61,10 @@ pub async fn serve(
             &envoy.ext_authz_api_key_header,
         )),
     };
-    // The check methods are answered by the hot path in front of the router; the router
-    // still lists their services, so health and reflection show them as they are.
     Server::builder()
-        .layer(hot_path::HotPathLayer::new(checks.clone()))
+        .layer(hot_path::HotPathLayer::new(checks))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(RateLimitServiceServer::from_arc(checks.rls))
-        .add_service(AuthorizationServer::from_arc(checks.ext_authz))
-        .add_service(QuotaServiceServer::from_arc(checks.quota))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
