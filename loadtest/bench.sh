@@ -49,16 +49,10 @@ while (($#)); do
 done
 
 cd "$(dirname "$0")/.."
-command -v redis-server >/dev/null || { echo "bench.sh: redis-server not found (apt-get install redis-server)" >&2; exit 1; }
-
-echo "==> building tollgate and tollgate-loadgen (release)"
-cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
-BIN="${CARGO_TARGET_DIR:-target}/release"
-TOLLGATE="$BIN/tollgate"
-LOADGEN="$BIN/tollgate-loadgen"
-
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
+require redis-server redis-cli:redis-tools
+build_release
 
 start_redis
 GRPC_PORT=$(free_port)
@@ -86,7 +80,6 @@ COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 RATIOS=()
-PEAKS=()
 CEILINGS=()
 PEAK_LINES=()
 for round in $(seq "$ROUNDS"); do
@@ -106,7 +99,6 @@ for round in $(seq "$ROUNDS"); do
     "${COMMON[@]}" | tee "$WORK/peak-$round.out"
   ROUND_PEAK=$(summary grpc <"$WORK/peak-$round.out")
   RATIOS+=("$(awk -v a="$(field "$ROUND_PEAK" throughput)" -v b="$(field "$ROUND_CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
-  PEAKS+=("$(field "$ROUND_PEAK" throughput)")
   echo "==> round $round: ceiling $(field "$ROUND_CEILING" throughput) checks/s, tollgate $(field "$ROUND_PEAK" throughput) checks/s, ratio ${RATIOS[-1]}"
   CEILINGS+=("$ROUND_CEILING")
   PEAK_LINES+=("$ROUND_PEAK")
@@ -118,7 +110,8 @@ MID=$(for i in "${!RATIOS[@]}"; do echo "$i ${RATIOS[$i]}"; done |
   awk -v m="$RATIO" '{ d = $2 - m; if (d < 0) d = -d; if (NR == 1 || d < best) { best = d; i = $1 } } END { print i }')
 CEILING=${CEILINGS[$MID]}
 PEAK=${PEAK_LINES[$MID]}
-PEAK_TPUT=$(printf '%s\n' "${PEAKS[@]}" | median)
+PEAKS=$(for line in "${PEAK_LINES[@]}"; do field "$line" throughput; done)
+PEAK_TPUT=$(median <<<"$PEAKS")
 HALF=$(awk -v t="$PEAK_TPUT" 'BEGIN { printf "%.0f", t / 2 }')
 
 echo
@@ -163,7 +156,7 @@ echo "==> figures"
 printf '  ceiling (1 call per round trip)  %10.0f checks/s  p99 %s ms\n' "$(field "$CEILING" throughput)" "$(field "$CEILING" p99_ms)"
 PIPED=$(summary ceiling-pipelined <"$WORK/ceiling-1.out" || true)
 [[ -n "$PIPED" ]] && printf '  ceiling pipelined (reference)    %10.0f checks/s\n' "$(field "$PIPED" throughput)"
-echo "  rounds: tollgate/ceiling ratios ${RATIOS[*]} (median $RATIO); tollgate peaks ${PEAKS[*]}"
+echo "  rounds: tollgate/ceiling ratios ${RATIOS[*]} (median $RATIO); tollgate peaks ${PEAKS//$'\n'/ }"
 printf '  tollgate peak (closed loop)      %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$PEAK_TPUT" "$(field "$PEAK" p50_ms)" "$(field "$PEAK" p99_ms)" "$(field "$PEAK" p999_ms)"
 printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  (p99 from actual send %s ms)\n' \

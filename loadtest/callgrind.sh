@@ -32,30 +32,25 @@ while (($#)); do
 done
 
 cd "$(dirname "$0")/.."
-for tool in valgrind callgrind_control redis-server; do
-  command -v "$tool" >/dev/null || { echo "callgrind.sh: $tool not found (apt-get install valgrind redis-server)" >&2; exit 1; }
-done
-
-echo "==> building tollgate and tollgate-loadgen (release; its profile keeps line tables)"
-cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
-BIN="${CARGO_TARGET_DIR:-target}/release"
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh
+require valgrind callgrind_control:valgrind redis-server redis-cli:redis-tools
+build_release
 
 start_redis
 GRPC_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 
-"$BIN/tollgate-loadgen" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 EXTRA=()
 if [[ $MODE == rls ]]; then
   mkdir -p "$WORK/rls"
-  "$BIN/tollgate-loadgen" gen-rls-config >"$WORK/rls/bench.yaml"
+  "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
   EXTRA=(--rls-config "$WORK/rls")
 fi
 PROFILE="$WORK/callgrind.out"
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
-  "$BIN/tollgate" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
+  "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "${EXTRA[@]}" \
   --redis-timeout-ms 5000 \
   >"$WORK/tollgate.log" 2>&1 &
@@ -66,10 +61,10 @@ wait_for 120 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 # Under valgrind tollgate runs some 50x slower: the longer Redis timeout above keeps slow
 # calls from turning into timeouts and reconnects, and a warm-up (connections made, script
 # loaded, code paths translated) runs before the counters are zeroed.
-"$BIN/tollgate-loadgen" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c "$CONC" -d 5s \
+"$LOADGEN" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c "$CONC" -d 5s \
   --warmup 0s >/dev/null
 callgrind_control -z "$VG" >/dev/null
-timeout "$((DURATION + 120))" "$BIN/tollgate-loadgen" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" \
+timeout "$((DURATION + 120))" "$LOADGEN" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" \
   -k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup 0s | tee "$WORK/load.out"
 callgrind_control -d "$VG" >/dev/null
 sleep 1

@@ -1,6 +1,7 @@
 # loadtest/common.sh: what the load scripts share (sourced, not run): a work directory
-# and the processes started in it, both removed on exit; free loopback ports; waiting; a
-# throwaway Redis; tollgate's health; the host report; reading tollgate-loadgen's SUMMARY lines.
+# and the processes started in it, both removed on exit; the tools a script needs and the
+# release build; free loopback ports; waiting; a throwaway Redis; tollgate's health; the host
+# report; reading tollgate-loadgen's SUMMARY lines.
 
 WORK="$(mktemp -d -t tollgate-load.XXXXXX)"
 PIDS=()
@@ -11,6 +12,25 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+require() { # require TOOL[:PACKAGE]...: stop, naming the package to install, if a tool is missing
+  local spec
+  for spec in "$@"; do
+    command -v "${spec%%:*}" >/dev/null || {
+      echo "$(basename "$0"): ${spec%%:*} not found (apt-get install ${spec#*:})" >&2
+      exit 1
+    }
+  done
+}
+
+# Builds tollgate and tollgate-loadgen (release profile, which keeps line tables for
+# profilers); sets TOLLGATE and LOADGEN to the binaries.
+build_release() {
+  echo "==> building tollgate and tollgate-loadgen (release)"
+  cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
+  TOLLGATE="${CARGO_TARGET_DIR:-target}/release/tollgate"
+  LOADGEN="${CARGO_TARGET_DIR:-target}/release/tollgate-loadgen"
+}
 
 # A free loopback port: one nothing answers on, from a range the kernel does not hand out.
 free_port() {

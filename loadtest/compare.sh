@@ -43,24 +43,20 @@ while (($#)); do
 done
 
 cd "$(dirname "$0")/.."
-command -v redis-server >/dev/null || { echo "compare.sh: redis-server not found (apt-get install redis-server)" >&2; exit 1; }
+# shellcheck source=loadtest/common.sh
+source loadtest/common.sh # the working directory is the repository root here
+require redis-server redis-cli:redis-tools
+build_release
 
 LRLS_MANIFEST=loadtest/compare/limitador-rls/Cargo.toml
-echo "==> building tollgate, tollgate-loadgen and limitador-rls (release)"
-cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
+echo "==> building limitador-rls (release)"
 # limitador-rls is its own workspace with its own lock file (the first build compiles RocksDB:
 # several minutes).
 cargo build --release --quiet --locked --manifest-path "$LRLS_MANIFEST" || {
   echo "compare.sh: building limitador-rls failed (its RocksDB build needs libclang: apt-get install libclang-dev)" >&2
   exit 1
 }
-BIN="${CARGO_TARGET_DIR:-target}/release"
-TOLLGATE="$BIN/tollgate"
-LOADGEN="$BIN/tollgate-loadgen"
 LRLS="${CARGO_TARGET_DIR:-loadtest/compare/limitador-rls/target}/release/limitador-rls"
-
-# shellcheck source=loadtest/common.sh
-source loadtest/common.sh # the working directory is the repository root here
 
 start_redis
 

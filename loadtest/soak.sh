@@ -28,18 +28,16 @@ while (($#)); do
 done
 
 cd "$(dirname "$0")/.."
-command -v redis-server >/dev/null || { echo "soak.sh: redis-server not found (apt-get install redis-server)" >&2; exit 1; }
-cargo build --release --quiet -p tollgate-server -p tollgate-loadgen
-BIN="${CARGO_TARGET_DIR:-target}/release"
-
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
+require redis-server redis-cli:redis-tools
+build_release
 
 start_redis
 GRPC_PORT=$(free_port)
 HTTP_PORT=$(free_port)
-"$BIN/tollgate-loadgen" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
-RUST_LOG=warn "$BIN/tollgate" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
+"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
 TOLLGATE_PID=$!
 PIDS+=("$TOLLGATE_PID")
@@ -49,7 +47,7 @@ rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$TOLLGATE_PID/
 
 TOTAL_S=$((MINUTES * 60 + 60))
 echo "==> soak: $RATE checks/s over $KEYS keys, half of it from one abusive key, ${MINUTES} min after a 60 s warm-up"
-timeout "$((TOTAL_S + 60))" "$BIN/tollgate-loadgen" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" \
+timeout "$((TOTAL_S + 60))" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" \
   -c 1000 --rate "$RATE" --hot --hot-factor 1 --warmup 60s -d "$((MINUTES * 60))s" >"$WORK/load.out" 2>&1 &
 LOAD_PID=$!
 PIDS+=("$LOAD_PID")
