@@ -6,12 +6,16 @@
 # Starts its own redis-server and a release-built tollgate under callgrind (10 000 keys from
 # tollgate-loadgen gen-config), waits until it answers, warms it up, zeroes the counters,
 # drives checks closed-loop with tollgate-loadgen, dumps the counters and prints
-#   CALLGRIND instructions=<total> checks=<n> instructions_per_check=<total/n>
+#   CALLGRIND target=<grpc|rls|redis> instructions=<total> checks=<n> instructions_per_check=<total/n>
 # plus the costliest functions (inclusive), and leaves the profile in --out for
 # callgrind_annotate or kcachegrind.
 #
-# Usage: loadtest/callgrind.sh [--duration SECONDS] [--concurrency C] [--out FILE] [--rls]
-#   --rls   drive Envoy RLS ShouldRateLimit (api_key descriptors) instead of CheckQuota
+# Usage: loadtest/callgrind.sh [--duration SECONDS] [--concurrency C] [--out FILE] [--rls | --redis]
+#   --rls    drive Envoy RLS ShouldRateLimit (api_key descriptors) instead of CheckQuota
+#   --redis  count Redis instead: redis-server runs under callgrind and `tollgate-loadgen
+#            ceiling` sends it check.lua with the keys and arguments tollgate sends, one call
+#            per round trip; the figure is what one check costs the Redis that every tollgate
+#            instance of a fleet shares
 # Needs valgrind, redis-server and cargo.
 set -euo pipefail
 
@@ -26,7 +30,8 @@ while (($#)); do
     --concurrency) CONC="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --rls) MODE=rls; shift ;;
-    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+    --redis) MODE=redis; shift ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -37,35 +42,46 @@ source loadtest/common.sh
 require valgrind callgrind_control:valgrind redis-server redis-cli:redis-tools
 build_release
 
-start_redis
-GRPC_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-
 "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
-EXTRA=()
-if [[ $MODE == rls ]]; then
-  mkdir -p "$WORK/rls"
-  "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
-  EXTRA=(--rls-config "$WORK/rls")
-fi
 PROFILE="$WORK/callgrind.out"
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
-  "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
-  --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "${EXTRA[@]}" \
-  --redis-timeout-ms 5000 \
-  >"$WORK/tollgate.log" 2>&1 &
-VG=$!
-PIDS+=("$VG")
-wait_for 120 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+if [[ $MODE == redis ]]; then
+  REDIS_PORT=$(free_port)
+  valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+    >"$WORK/redis.log" 2>&1 &
+  VG=$!
+  PIDS+=("$VG")
+  wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+  LOAD=(ceiling --redis-url "redis://127.0.0.1:$REDIS_PORT/" --pipeline 0)
+else
+  start_redis
+  GRPC_PORT=$(free_port)
+  HTTP_PORT=$(free_port)
+  EXTRA=()
+  if [[ $MODE == rls ]]; then
+    mkdir -p "$WORK/rls"
+    "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
+    EXTRA=(--rls-config "$WORK/rls")
+  fi
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
+    "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
+    --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "${EXTRA[@]}" \
+    --redis-timeout-ms 5000 \
+    >"$WORK/tollgate.log" 2>&1 &
+  VG=$!
+  PIDS+=("$VG")
+  wait_for 120 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+  LOAD=("$MODE" --addr "http://127.0.0.1:$GRPC_PORT")
+fi
 
-# Under valgrind tollgate runs some 50x slower: the longer Redis timeout above keeps slow
-# calls from turning into timeouts and reconnects, and a warm-up (connections made, script
-# loaded, code paths translated) runs before the counters are zeroed.
-"$LOADGEN" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c "$CONC" -d 5s \
-  --warmup 0s >/dev/null
+# Under valgrind the profiled process runs some 50x slower: the longer Redis timeout above
+# keeps slow calls from turning into timeouts and reconnects, and a warm-up (connections
+# made, script loaded, every key written once, code paths translated) runs before the
+# counters are zeroed.
+"$LOADGEN" "${LOAD[@]}" -k "$KEYS" -c "$CONC" -d 5s --warmup 0s >/dev/null
 callgrind_control -z "$VG" >/dev/null
-timeout "$((DURATION + 120))" "$LOADGEN" "$MODE" --addr "http://127.0.0.1:$GRPC_PORT" \
-  -k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup 0s | tee "$WORK/load.out"
+timeout "$((DURATION + 120))" "$LOADGEN" "${LOAD[@]}" -k "$KEYS" -c "$CONC" -d "${DURATION}s" \
+  --warmup 0s | tee "$WORK/load.out"
 callgrind_control -d "$VG" >/dev/null
 sleep 1
 DUMP=$(ls -t "$PROFILE".* 2>/dev/null | head -1)
@@ -82,4 +98,4 @@ echo
 echo "==> costliest functions (inclusive instructions)"
 callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n '/^--*$/,$p' | grep -v '^-' | head -40 || true
 if [[ -n "$OUT" ]]; then cp "$DUMP" "$OUT"; echo "==> profile kept in $OUT"; fi
-echo "CALLGRIND instructions=$TOTAL checks=$CHECKS instructions_per_check=$(awk -v t="$TOTAL" -v n="$CHECKS" 'BEGIN { printf "%.0f", (n > 0 ? t / n : 0) }')"
+echo "CALLGRIND target=$MODE instructions=$TOTAL checks=$CHECKS instructions_per_check=$(awk -v t="$TOTAL" -v n="$CHECKS" 'BEGIN { printf "%.0f", (n > 0 ? t / n : 0) }')"
