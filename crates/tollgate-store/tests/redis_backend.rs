@@ -49,12 +49,15 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 /// Every key a check writes has a TTL: throttle at its TAT, quota after its period, usage
-/// after the retention.
+/// the retention past the end of its day. The second check writes in the same period and
+/// day, where the script leaves the expiries as the first set them: they must still hold.
 #[tokio::test]
 async fn every_key_has_a_ttl() {
     let server = RedisServer::start().unwrap();
     let store = store_for(server.url());
-    assert!(store.check(&plan_batch("p1:k1", 1)).await.unwrap().admitted);
+    for _ in 0..2 {
+        assert!(store.check(&plan_batch("p1:k1", 1)).await.unwrap().admitted);
+    }
     let mut c = raw(&server.url()).await;
     let all: Vec<String> = redis::cmd("KEYS")
         .arg("*")
@@ -67,11 +70,13 @@ async fn every_key_has_a_ttl() {
         assert!(ttl > 0, "{k} has no TTL ({ttl})");
     }
     let t: i64 = c.pttl(keys::limit_key("p1:k1", "t")).await.unwrap();
-    assert!(t <= 101, "throttle key lives one interval, got {t} ms");
+    assert!(t <= 201, "throttle key lives until its TAT, got {t} ms");
     let u: i64 = c.ttl(keys::usage_key("p1:k1")).await.unwrap();
-    assert!(u > 89 * 86_400 && u <= 90 * 86_400, "usage TTL {u}");
+    assert!(u > 90 * 86_400 && u <= 91 * 86_400, "usage TTL {u}");
     let q: i64 = c.ttl(keys::limit_key("p1:k1", "q")).await.unwrap();
     assert!(q > 86_400 && q <= 2 * 86_400, "quota TTL {q}");
+    let used: i64 = c.hget(keys::limit_key("p1:k1", "q"), "n").await.unwrap();
+    assert_eq!(used, 2, "the second check counted on the first's record");
 }
 
 /// The daily usage record counts admitted units only, under today's date.

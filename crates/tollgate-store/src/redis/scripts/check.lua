@@ -108,6 +108,7 @@ local out = { '' }  -- out[1] is set last: admitted, now_us
 local pending = {}   -- key -> TAT or units used, from the batches that admitted so far
 local commits = {}   -- per batch that admitted: { writes, cost, usage_days, usage key }
 local admitted = true
+local fresh = {}     -- quota keys whose record starts a new period in this call
 local a = 3          -- ARGV index of the last value read
 local k = 0          -- KEYS index of the last key read
 
@@ -170,7 +171,7 @@ for _ = 1, batches do
       if used == nil then used = pending[key] end
       if used == nil then
         local h = redis.call('HMGET', key, 'p', 'n')
-        if h[1] == id then used = tonumber(h[2]) or 0 else used = 0 end
+        if h[1] == id then used = tonumber(h[2]) or 0 else used = 0; fresh[key] = true end
       end
       allowed = used + need <= limit
       if allowed and cost > 0 then
@@ -212,15 +213,24 @@ if admitted and commit then
           -- Past its TAT a throttle is idle, which is what a missing key means.
           redis.call('SET', w[2], string.format('%d', w[3]), 'PXAT', string.format('%d', floor(w[3] / 1000) + 1))
         else
-          redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
-          redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
+          -- A record's expiry depends only on its period, and whoever wrote the period (this
+          -- script or set_remaining.lua) set it then: within a period only the count moves.
+          -- Every call Redis does not make is CPU of the one Redis a whole fleet shares.
+          if fresh[w[2]] then
+            redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
+            redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
+          else
+            redis.call('HSET', w[2], 'n', string.format('%d', w[4]))
+          end
         end
       end
       if usage_days > 0 then
         local total = redis.call('HINCRBY', ukey, day_id(now_s), cost)
-        redis.call('EXPIRE', ukey, string.format('%d', usage_days * 86400))
         if total == cost then
-          -- First use of a new day: drop days past the retention (fields sort as dates).
+          -- First use of a new day: the record lives `usage_days` past the end of this day,
+          -- set once a day rather than on every call.
+          redis.call('EXPIREAT', ukey, string.format('%d', (floor(now_s / 86400) + 1 + usage_days) * 86400))
+          -- And days past the retention go (fields sort as dates).
           local cutoff = day_id(now_s - usage_days * 86400)
           for _, field in ipairs(redis.call('HKEYS', ukey)) do
             if field < cutoff then redis.call('HDEL', ukey, field) end
