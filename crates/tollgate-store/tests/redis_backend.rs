@@ -4,10 +4,13 @@
 use redis::AsyncCommands;
 use std::time::{Duration, Instant};
 use tollgate_core::batch::{BatchPart, Limit, LimitBatch, LimitKind};
-use tollgate_core::calendar::{window, QuotaPeriod};
+use tollgate_core::calendar::{day_id, window, QuotaPeriod};
 use tollgate_core::gcra::GcraLimit;
 use tollgate_core::quota::QuotaLimit;
-use tollgate_store::redis::{group_by_slot, parse_check_all_reply, refund_invocation};
+use tollgate_store::redis::{
+    check_call_with, group_by_slot, parse_check_all_reply, parse_check_reply, refund_invocation,
+    CalendarHint,
+};
 use tollgate_store::{keys, RedisConfig, RedisMode, RedisStore, Store, StoreError};
 use tollgate_testkit::{RedisCluster, RedisServer};
 
@@ -77,6 +80,49 @@ async fn every_key_has_a_ttl() {
     assert!(q > 86_400 && q <= 2 * 86_400, "quota TTL {q}");
     let used: i64 = c.hget(keys::limit_key("p1:k1", "q"), "n").await.unwrap();
     assert_eq!(used, 2, "the second check counted on the first's record");
+}
+
+/// A check whose calendar hint names another day than Redis's clock (an instance whose
+/// clock is off, or a call built before midnight) is answered from Redis's own calendar:
+/// the hint's period and day are ignored, and the outcome is the one a correct hint gives.
+#[tokio::test]
+async fn a_hint_for_another_day_is_ignored() {
+    let server = RedisServer::start().unwrap();
+    let mut c = raw(&server.url()).await;
+    // Day 0 is 1970-01-01: had the script used it, the record would say m197001-like ids.
+    let stale = CalendarHint::for_day(0);
+    let mut outcomes = Vec::new();
+    for (tag, hint) in [
+        ("p1:stale", stale),
+        ("p1:right", (*CalendarHint::today()).clone()),
+    ] {
+        for _ in 0..2 {
+            let call = check_call_with(&plan_batch(tag, 1), &hint);
+            let reply: Vec<u8> = call.query(&mut c).await.unwrap();
+            let reply = tollgate_store::redis::parse_integers(&reply).unwrap();
+            outcomes.push(parse_check_reply(&reply, 2).unwrap());
+        }
+        let now_s = outcomes.last().unwrap().now_us / 1_000_000;
+        let period: String = c.hget(keys::limit_key(tag, "q"), "p").await.unwrap();
+        assert_eq!(period, window(QuotaPeriod::Day, now_s).id, "{tag}");
+        let used: i64 = c.hget(keys::usage_key(tag), day_id(now_s)).await.unwrap();
+        assert_eq!(used, 2, "{tag}: usage counted under today");
+        let ttl: i64 = c.ttl(keys::limit_key(tag, "q")).await.unwrap();
+        assert!(ttl > 86_400 && ttl <= 2 * 86_400, "{tag}: quota TTL {ttl}");
+    }
+    let summary = |o: &tollgate_core::batch::BatchOutcome| {
+        o.statuses
+            .iter()
+            .map(|s| (s.allowed, s.limit, s.remaining, s.used))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(summary(&outcomes[1]), summary(&outcomes[3]));
+    assert!(outcomes[1].statuses[1].reset_after_us > 0);
+    assert_eq!(
+        outcomes[1].statuses[1].reset_after_us / 1_000_000,
+        outcomes[3].statuses[1].reset_after_us / 1_000_000,
+        "the same period end"
+    );
 }
 
 /// The daily usage record counts admitted units only, under today's date.

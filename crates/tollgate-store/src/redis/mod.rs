@@ -12,9 +12,11 @@
 //! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
 //! single script can be atomic, so it runs in two phases; see [`RedisStore::check_all`].
 
+mod calendar_hint;
 mod catalog;
 mod script_call;
 
+pub use calendar_hint::CalendarHint;
 pub use script_call::{parse_integers, LuaScript, ScriptCall, StaticScript};
 
 use crate::keys;
@@ -329,9 +331,16 @@ fn pool_error(e: deadpool_redis::PoolError) -> StoreError {
     }
 }
 
-/// Builds the script call for `batch`, following the contract at the top of `check.lua`.
+/// Builds the script call for `batch`, following the contract at the top of `check.lua`,
+/// with the calendar of today by this instance's clock.
 pub fn check_call(batch: &LimitBatch) -> ScriptCall {
-    batches_call(std::iter::once((batch, false)), 1, true)
+    check_call_with(batch, &CalendarHint::today())
+}
+
+/// [`check_call`] with the calendar of `hint`'s day, which Redis uses only if its own clock
+/// is on that day.
+pub fn check_call_with(batch: &LimitBatch, hint: &CalendarHint) -> ScriptCall {
+    batches_call(std::iter::once((batch, false)), 1, true, hint)
 }
 
 /// Builds one script call for `parts` (all under one slot on Cluster), committing or, with
@@ -341,13 +350,19 @@ pub fn check_all_call<'a>(
     commit: bool,
 ) -> ScriptCall {
     let n = parts.len();
-    batches_call(parts.map(|p| (&p.batch, p.shadow)), n, commit)
+    batches_call(
+        parts.map(|p| (&p.batch, p.shadow)),
+        n,
+        commit,
+        &CalendarHint::today(),
+    )
 }
 
 fn batches_call<'a>(
     batches: impl Iterator<Item = (&'a LimitBatch, bool)> + Clone,
     n: usize,
     commit: bool,
+    hint: &CalendarHint,
 ) -> ScriptCall {
     // Redis reads KEYS before ARGV, so the keys of every batch go first.
     let mut keys_of_all: Vec<String> = Vec::new();
@@ -360,14 +375,18 @@ fn batches_call<'a>(
         }
     }
     let mut call = CHECK_SCRIPT.call(&keys_of_all);
-    call.arg(QUOTA_RETENTION_S).arg(u8::from(commit)).arg(n);
+    call.arg(QUOTA_RETENTION_S)
+        .arg(u8::from(commit))
+        .arg(n)
+        .arg(hint.day())
+        .arg(hint.day_id());
     for (batch, shadow) in batches {
-        push_batch(&mut call, batch, shadow);
+        push_batch(&mut call, batch, shadow, hint);
     }
     call
 }
 
-fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool) {
+fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool, hint: &CalendarHint) {
     call.arg(batch.cost)
         .arg(batch.limits.len())
         .arg(batch.usage_retention_days.unwrap_or(0))
@@ -379,14 +398,19 @@ fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool) {
                     .arg(g.interval_us())
                     .arg(g.burst())
                     .arg("")
+                    .arg("")
+                    .arg("")
                     .arg("");
             }
             LimitKind::Quota(q) => {
+                let period = hint.period(q.period);
                 call.arg("q")
                     .arg(q.limit)
                     .arg(q.period.code())
                     .arg(q.offset)
-                    .arg(q.anchor_s);
+                    .arg(q.anchor_s)
+                    .arg(&period.id)
+                    .arg(period.end_s);
             }
         }
     }
