@@ -107,7 +107,6 @@ local time = redis.call('TIME')
 local now_s = tonumber(time[1])
 local now_us = now_s * 1000000 + tonumber(time[2])
 
-local quota_retention = tonumber(ARGV[1])
 local commit = ARGV[2] == '1'
 local batches = tonumber(ARGV[3])
 -- now_s % 86400 is arithmetic in the VM; floor() would be a call out of it
@@ -137,7 +136,7 @@ for _ = 1, batches do
     local key = KEYS[k + i]
     local at = a + (i - 1) * 7
     local kind = ARGV[at + 1]
-    local allowed, limit, remaining, retry, reset, used
+    local allowed, limit, remaining, retry, reset, used, limit_text
     if kind == 't' then
       local interval = tonumber(ARGV[at + 2])
       local burst = tonumber(ARGV[at + 3])
@@ -146,39 +145,36 @@ for _ = 1, batches do
       if tat == nil then tat = pending[key] end
       if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
       if tat == nil or tat < now_us then tat = now_us end
-      local function remaining_at(x)
-        local r = floor((window - (x - now_us)) / interval)
-        if r < 0 then r = 0 end
-        return r
-      end
       limit, used = burst, 0
       local new_tat = tat + need * interval
+      local at_tat = tat  -- the TAT the answer reports from
       if need > burst then
-        allowed, remaining, retry, reset = false, remaining_at(tat), tat - now_us, tat - now_us
+        allowed, retry = false, tat - now_us
       elseif now_us < new_tat - window then
-        allowed, remaining = false, remaining_at(tat)
-        retry, reset = new_tat - window - now_us, tat - now_us
+        allowed, retry = false, new_tat - window - now_us
       else
-        local committed = tat
         if cost > 0 then
-          committed = new_tat
+          at_tat = new_tat
           mine[key] = new_tat
           writes[#writes + 1] = { 't', key, new_tat }
         end
-        allowed, remaining, retry, reset = true, remaining_at(committed), 0, committed - now_us
+        allowed, retry = true, 0
       end
+      reset = at_tat - now_us
+      -- floor(left / interval) with VM arithmetic (floor() is a call out of the VM)
+      local left = window - reset
+      if left > 0 then remaining = (left - left % interval) / interval else remaining = 0 end
     else
       local period = ARGV[at + 3]
-      local offset = tonumber(ARGV[at + 4])
       local id, end_s
       if hinted then
         id, end_s = ARGV[at + 6], tonumber(ARGV[at + 7])
       else
         id, _, end_s = period_window(period, now_s)
       end
-      limit = tonumber(ARGV[at + 2])
-      if offset > 0 and period_window(period, tonumber(ARGV[at + 5])) == id then
-        limit = limit - offset
+      limit, limit_text = tonumber(ARGV[at + 2]), ARGV[at + 2]
+      if ARGV[at + 4] ~= '0' and period_window(period, tonumber(ARGV[at + 5])) == id then
+        limit, limit_text = limit - tonumber(ARGV[at + 4]), nil
         if limit < 0 then limit = 0 end
       end
       used = mine[key]
@@ -191,7 +187,7 @@ for _ = 1, batches do
       if allowed and cost > 0 then
         used = used + cost
         mine[key] = used
-        writes[#writes + 1] = { 'q', key, id, used, end_s + quota_retention }
+        writes[#writes + 1] = { 'q', key, id, used, end_s }
       end
       remaining = limit - used
       if remaining < 0 then remaining = 0 end
@@ -199,8 +195,16 @@ for _ = 1, batches do
       if allowed then retry = 0 else retry = reset end
     end
     if not allowed then batch_ok = false end
-    out[#out + 1] = string.format('%d %d %d %d %d %d', allowed and 1 or 0, limit, remaining,
-      retry, reset, used)
+    -- Every number turned into text is a sprintf in Redis: the flag, a throttle's burst and
+    -- used (always 0) and an unadjusted quota limit go as the text they already are.
+    local flag = allowed and '1 ' or '0 '
+    if kind == 't' then
+      out[#out + 1] = flag .. ARGV[at + 3] .. string.format(' %d %d %d 0', remaining, retry, reset)
+    elseif limit_text then
+      out[#out + 1] = flag .. ARGV[at + 2] .. string.format(' %d %d %d %d', remaining, retry, reset, used)
+    else
+      out[#out + 1] = flag .. string.format('%d %d %d %d %d', limit, remaining, retry, reset, used)
+    end
   end
   a = a + 7 * n
   k = k + n
@@ -232,7 +236,7 @@ if admitted and commit then
           -- Every call Redis does not make is CPU of the one Redis a whole fleet shares.
           if fresh[w[2]] then
             redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
-            redis.call('EXPIREAT', w[2], string.format('%d', w[5]))
+            redis.call('EXPIREAT', w[2], string.format('%d', w[5] + tonumber(ARGV[1])))
           else
             redis.call('HSET', w[2], 'n', string.format('%d', w[4]))
           end
