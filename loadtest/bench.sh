@@ -12,16 +12,20 @@
 #                rounds' ratios: a shared host has slow spells of several seconds, and a
 #                spell that hits only one side of a single pair moves the ratio by 15 %;
 #   3. half      tollgate open loop at half of that peak: latency from intended send time;
+#      3b.       the ceiling open loop at the same rate, over C connections: what Redis
+#                and the load generator alone give at that rate on this host, the floor
+#                under run 3's latency (a shared two-core VM stalls for milliseconds);
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
 #                `api_key` descriptors, so each is the same plan check as in run 2;
 #   6. rls hot   run 5 with one abusive key at 100x the traffic of all others.
 # Redis calls are counted with INFO commandstats deltas. It ends with one line
-#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction> rls_throughput_ratio=<rls/ceiling> rls_hot_key_redis_share=<fraction>
+#   RESULT throughput_ratio=<tollgate/ceiling> p99_ms_at_half=<ms> redis_calls_per_check=<n> hot_key_redis_share=<fraction> rls_throughput_ratio=<rls/ceiling> rls_hot_key_redis_share=<fraction> ceiling_p99_ms_at_half=<ms>
 # where redis_calls_per_check counts client calls (EVALSHA, PING, ...) per admitted check,
 # hot_key_redis_share is the fraction of Redis calls in run 4 caused by the abusive key, and
 # rls_throughput_ratio is run 5's peak over the ceiling, and rls_hot_key_redis_share is
-# run 6's share of Redis calls caused by the abusive key.
+# run 6's share of Redis calls caused by the abusive key, and ceiling_p99_ms_at_half is
+# run 3b's p99.
 #
 # Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS] [--rounds N]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys, one round)
@@ -43,7 +47,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -121,6 +125,12 @@ timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS"
 HALF_LINE=$(summary grpc <"$WORK/half.out")
 
 echo
+echo "==> 3b. the ceiling, open loop at the same rate (Redis alone: the floor under run 3's latency)"
+timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
+  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" --pipeline 0 | tee "$WORK/half-ceiling.out"
+HALF_CEILING=$(summary ceiling <"$WORK/half-ceiling.out")
+
+echo
 echo "==> 4. tollgate CheckQuota, one abusive key at ${HOT_FACTOR}x the traffic of all others"
 timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
   "${COMMON[@]}" --hot --hot-factor "$HOT_FACTOR" | tee "$WORK/hot.out"
@@ -161,10 +171,12 @@ printf '  tollgate peak (closed loop)      %10.0f checks/s  p50 %s ms  p99 %s ms
   "$PEAK_TPUT" "$(field "$PEAK" p50_ms)" "$(field "$PEAK" p99_ms)" "$(field "$PEAK" p999_ms)"
 printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  (p99 from actual send %s ms)\n' \
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$P99_HALF" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
+printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
+  "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
 printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
   "$(field "$HOT" throughput)" "$(field "$HOT" hot_total)" "$(field "$HOT" sent_total)"
 printf '  tollgate RLS peak (api_key)      %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  redis calls per check %s\n' \
   "$(field "$RLS" throughput)" "$(field "$RLS" p50_ms)" "$(field "$RLS" p99_ms)" "$(field "$RLS" p999_ms)" "$(field "$RLS" redis_calls_per_check)"
 printf '  tollgate RLS with a hot key      %10.0f checks/s  hot key %s of %s checks\n' \
   "$(field "$RLS_HOT" throughput)" "$(field "$RLS_HOT" hot_total)" "$(field "$RLS_HOT" sent_total)"
-echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE rls_throughput_ratio=$RLS_RATIO rls_hot_key_redis_share=$RLS_HOT_SHARE"
+echo "RESULT throughput_ratio=$RATIO p99_ms_at_half=$P99_HALF redis_calls_per_check=$PER_CHECK hot_key_redis_share=$HOT_SHARE rls_throughput_ratio=$RLS_RATIO rls_hot_key_redis_share=$RLS_HOT_SHARE ceiling_p99_ms_at_half=$(field "$HALF_CEILING" p99_ms)"
