@@ -145,7 +145,7 @@ for _ = 1, batches do
       if tat == nil then tat = pending[key] end
       if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
       if tat == nil or tat < now_us then tat = now_us end
-      limit, used = burst, 0
+      limit, used, limit_text = burst, 0, ARGV[at + 3]
       local new_tat = tat + need * interval
       local at_tat = tat  -- the TAT the answer reports from
       if need > burst then
@@ -195,15 +195,13 @@ for _ = 1, batches do
       if allowed then retry = 0 else retry = reset end
     end
     if not allowed then batch_ok = false end
-    -- Every number turned into text is a sprintf in Redis: the flag, a throttle's burst and
-    -- used (always 0) and an unadjusted quota limit go as the text they already are.
-    local flag = allowed and '1 ' or '0 '
-    if kind == 't' then
-      out[#out + 1] = flag .. ARGV[at + 3] .. string.format(' %d %d %d 0', remaining, retry, reset)
-    elseif limit_text then
-      out[#out + 1] = flag .. ARGV[at + 2] .. string.format(' %d %d %d %d', remaining, retry, reset, used)
+    -- Every number turned into text is a sprintf in Redis: the flag, an admitted check's
+    -- zero retry, a throttle's burst and an unadjusted quota limit go as the text they are.
+    local head = (allowed and '1 ' or '0 ') .. (limit_text or string.format('%d', limit))
+    if allowed then
+      out[#out + 1] = head .. string.format(' %d 0 %d %d', remaining, reset, used)
     else
-      out[#out + 1] = flag .. string.format('%d %d %d %d %d', limit, remaining, retry, reset, used)
+      out[#out + 1] = head .. string.format(' %d %d %d %d', remaining, retry, reset, used)
     end
   end
   a = a + 7 * n
@@ -260,5 +258,6 @@ if admitted and commit then
     end
   end
 end
-out[1] = string.format('%d %d', admitted and 1 or 0, now_us)
+-- now_us as TIME's own digits: seconds, then microseconds padded to six
+out[1] = (admitted and '1 ' or '0 ') .. time[1] .. string.sub('00000' .. time[2], -6)
 return table.concat(out, ' ')
