@@ -285,10 +285,10 @@ impl RedisCeiling {
     }
 }
 
-/// The script's reply starts with `1` when it admitted, `0` when it refused.
+/// The script's reply starts with a packed 1 when it admitted, 0 when it refused.
 fn tally_reply(reply: redis::RedisResult<Vec<u8>>) -> Tally {
     match reply {
-        Ok(v) if v.first() == Some(&b'1') => Tally {
+        Ok(v) if v.first() == Some(&1) => Tally {
             allowed: 1,
             ..Tally::default()
         },

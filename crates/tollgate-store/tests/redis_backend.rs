@@ -99,7 +99,7 @@ async fn a_hint_for_another_day_is_ignored() {
         for _ in 0..2 {
             let call = check_call_with(&plan_batch(tag, 1), &hint);
             let reply: Vec<u8> = call.query(&mut c).await.unwrap();
-            let reply = tollgate_store::redis::parse_integers(&reply).unwrap();
+            let reply = tollgate_store::redis::unpack_integers(&reply).unwrap();
             outcomes.push(parse_check_reply(&reply, 2).unwrap());
         }
         let now_s = outcomes.last().unwrap().now_us / 1_000_000;
@@ -387,7 +387,7 @@ async fn refund_gives_back_a_commit() {
     let mut c = raw(&server.url()).await;
     let call = tollgate_store::redis::check_all_call(parts.iter(), true);
     let reply: Vec<u8> = call.query(&mut c).await.unwrap();
-    let reply = tollgate_store::redis::parse_integers(&reply).unwrap();
+    let reply = tollgate_store::redis::unpack_integers(&reply).unwrap();
     let committed = parse_check_all_reply(&reply, &[2]).unwrap();
     assert!(committed.admitted);
     assert_eq!(committed.parts[0].statuses[1].used, 3);

@@ -17,7 +17,7 @@ mod catalog;
 mod script_call;
 
 pub use calendar_hint::CalendarHint;
-pub use script_call::{parse_integers, LuaScript, ScriptCall, StaticScript};
+pub use script_call::{unpack_integers, LuaScript, ScriptCall, StaticScript};
 
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
@@ -416,22 +416,21 @@ fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool, hint: &Ca
     }
 }
 
-/// Runs a check script call and parses its reply, as one string of integers.
+/// Runs a check script call and reads its reply, one string of packed integers.
 async fn query_check(
     call: &ScriptCall,
     con: &mut impl redis::aio::ConnectionLike,
 ) -> Result<Vec<i64>, redis::RedisError> {
     // Taken as a raw value: converting it to Vec<u8> copies it byte by byte.
     let reply: redis::Value = call.query(con).await?;
-    let text = match &reply {
-        redis::Value::BulkString(bytes) => Some(bytes.as_slice()),
-        redis::Value::SimpleString(s) => Some(s.as_bytes()),
+    let packed = match &reply {
+        redis::Value::BulkString(bytes) => unpack_integers(bytes),
         _ => None,
     };
-    text.and_then(parse_integers).ok_or_else(|| {
+    packed.ok_or_else(|| {
         redis::RedisError::from((
             redis::ErrorKind::UnexpectedReturnType,
-            "check script reply is not a string of integers",
+            "check script reply is not a string of packed integers",
         ))
     })
 }
