@@ -120,9 +120,9 @@ pub struct ServeSettings {
     /// Redis connections per instance; each is multiplexed.
     #[arg(long, env = "TOLLGATE_REDIS_POOL_SIZE", default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub redis_pool_size: u16,
-    /// Threads serving requests; 0 (the default) is one per CPU. Fewer leave cores to
-    /// what shares the machine: with Redis on the same two cores, one thread served more
-    /// checks per second than two (docs/benchmarks.md).
+    /// Threads serving requests; 0 (the default) is one per CPU, and 1 runs everything on
+    /// one thread. Fewer leave cores to what shares the machine: with Redis on the same
+    /// two cores, one thread served more checks per second than two (docs/benchmarks.md).
     #[arg(long, env = "TOLLGATE_WORKER_THREADS", default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub worker_threads: u16,
     /// Bound on one Redis call, in milliseconds; past it the failure mode applies.

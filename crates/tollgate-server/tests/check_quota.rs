@@ -68,6 +68,16 @@ async fn seed_scenario_on_redis() {
     assert_eq!(r.verdict(), Verdict::QuotaExceeded);
 }
 
+/// The seed scenario on Redis with `--worker-threads 1`, where the whole server runs on
+/// tokio's current-thread scheduler (a different runtime from every other test's binary).
+#[tokio::test]
+async fn seed_scenario_on_one_thread() {
+    let redis = RedisServer::start().unwrap();
+    let t = Tollgate::seeded_on_redis(&redis.url(), &["--worker-threads", "1"]);
+    seed_scenario(&t).await;
+    assert_eq!(t.http_get("/healthz").map(|(s, _)| s), Some(200));
+}
+
 /// Missing, unknown, unsubscribed and disabled keys each get their verdict and 403.
 #[tokio::test]
 async fn key_refusals() {
