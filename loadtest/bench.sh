@@ -66,9 +66,10 @@ HTTP_PORT=$(free_port)
 "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 mkdir "$WORK/rls"
 "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
-# One worker thread: Redis (a full core at the ceiling) and the load generator share the two
-# cores, and one tollgate thread served 5-16 % more checks/s than one per core in A/B rounds
-# (docs/benchmarks.md); it is the setting an operator co-locating tollgate with Redis would pick.
+# One thread (tokio's current-thread scheduler): Redis (a full core at the ceiling) and the
+# load generator share the two cores, and one tollgate thread served more checks/s than one
+# per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
+# tollgate with Redis would pick.
 RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
   --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
