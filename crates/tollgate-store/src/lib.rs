@@ -4,6 +4,7 @@
 //! Module map:
 //! - [`store`]: the [`Store`] trait every backend implements.
 //! - [`catalog`]: control-plane records and the [`CatalogStore`] trait that keeps them.
+//! - `clock`: the wall clock, read in one place.
 //! - [`error`]: [`StoreError`], which knows whether a retry makes sense.
 //! - [`keys`]: every Redis key name, built in one place around one hash tag.
 //! - [`memory`]: the in-process backend, the embedded default for a single instance.
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+mod clock;
 pub mod error;
 pub mod keys;
 pub mod memory;

@@ -8,12 +8,12 @@
 
 mod catalog;
 
+use crate::clock::unix_now_us;
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate_core::batch::QUOTA_RETENTION_S;
 use tollgate_core::batch::{
     evaluate_all, evaluate_batch, BatchOutcome, BatchPart, LimitBatch, MultiOutcome, StateWrite,
@@ -96,12 +96,6 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn now_us() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64)
-    }
-
     /// Units recorded per day (`YYYYMMDD`) under hash tag `tag`.
     pub fn usage_days(&self, tag: &str) -> BTreeMap<String, u64> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +110,7 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn check(&self, batch: &LimitBatch) -> Result<BatchOutcome, StoreError> {
-        let now_us = Self::now_us();
+        let now_us = unix_now_us();
         // A panic elsewhere cannot leave the map half-written (writes happen after evaluation),
         // so a poisoned lock is still consistent.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -126,7 +120,7 @@ impl Store for MemoryStore {
     }
 
     async fn check_all(&self, parts: &[BatchPart]) -> Result<MultiOutcome, StoreError> {
-        let now_us = Self::now_us();
+        let now_us = unix_now_us();
         // One lock over every tag: all-or-nothing across the batches for free.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let eval = evaluate_all(parts, now_us, |tag, name| state.read(tag, name, now_us));
@@ -150,7 +144,7 @@ impl Store for MemoryStore {
         quota: &QuotaLimit,
         remaining: u64,
     ) -> Result<QuotaUpdate, StoreError> {
-        let now_us = Self::now_us();
+        let now_us = unix_now_us();
         let now_s = now_us.div_euclid(1_000_000);
         let current = window(quota.period, now_s);
         let state = state_with_remaining(quota, now_s, remaining);

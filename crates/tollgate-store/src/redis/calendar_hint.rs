@@ -9,12 +9,10 @@
 //! everything out itself, as before; time still comes from Redis alone, and an instance
 //! whose clock is off costs Redis the arithmetic, never a wrong answer.
 
+use crate::clock::unix_now_us;
 use arc_swap::ArcSwap;
 use std::sync::{Arc, LazyLock};
-use std::time::{SystemTime, UNIX_EPOCH};
-use tollgate_core::calendar::{day_id, window, PeriodWindow, QuotaPeriod};
-
-const SECONDS_PER_DAY: i64 = 86_400;
+use tollgate_core::calendar::{day_id, window, PeriodWindow, QuotaPeriod, SECONDS_PER_DAY};
 
 /// One UTC day's usage-day id and the quota periods that hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +76,7 @@ impl CalendarHint {
 
 fn unix_day_now() -> i64 {
     // A clock before 1970 gives day 0: a hint the script will not match, so it computes.
-    let s = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    i64::try_from(s).unwrap_or(i64::MAX) / SECONDS_PER_DAY
+    unix_now_us().div_euclid(1_000_000 * SECONDS_PER_DAY)
 }
 
 #[cfg(test)]
