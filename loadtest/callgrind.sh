@@ -42,19 +42,14 @@ source loadtest/common.sh
 require valgrind callgrind_control:valgrind redis-server redis-cli:redis-tools
 build_release
 
-"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 PROFILE="$WORK/callgrind.out"
 if [[ $MODE == redis ]]; then
-  REDIS_PORT=$(free_port)
-  valgrind --tool=callgrind --callgrind-out-file="$PROFILE" \
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-    >"$WORK/redis.log" 2>&1 &
-  VG=$!
-  PIDS+=("$VG")
-  wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
-  LOAD=(ceiling --redis-url "redis://127.0.0.1:$REDIS_PORT/" --pipeline 0)
+  start_redis valgrind --tool=callgrind --callgrind-out-file="$PROFILE"
+  VG=${PIDS[-1]}
+  LOAD=(ceiling --redis-url "$REDIS_URL" --pipeline 0)
 else
   start_redis
+  "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
   GRPC_PORT=$(free_port)
   HTTP_PORT=$(free_port)
   EXTRA=()

@@ -56,14 +56,16 @@ wait_for() { # wait_for SECONDS COMMAND...
 }
 
 # Starts a throwaway redis-server on a free port (no persistence, files in $WORK) and waits
-# for it; sets REDIS_PORT and REDIS_URL.
+# for it; sets REDIS_PORT and REDIS_URL. Arguments, if any, are a command to run it under
+# (callgrind.sh: valgrind); the server's process is then the last of PIDS.
 start_redis() {
   REDIS_PORT=$(free_port)
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  "$@" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
-  wait_for 10 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
+  # Under valgrind Redis takes seconds to start; unwrapped it answers at once.
+  wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 }
 
 healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
