@@ -10,6 +10,7 @@
 //!   (uniform, or one hot key).
 //! - [`target`]: what is driven: gRPC `CheckQuota`, Envoy RLS `ShouldRateLimit`, or
 //!   `check.lua` straight on Redis (the ceiling).
+//! - [`grpc_unary`]: the lean gRPC unary caller the gRPC targets use, on `h2`.
 //! - [`driver`]: closed loop (fixed callers) and open loop (fixed rate, latency from the
 //!   intended send time).
 //! - [`pacer`]: the open loop's fixed-rate schedule, at the kernel timer's precision.
@@ -23,6 +24,7 @@
 
 pub mod cli;
 pub mod driver;
+pub mod grpc_unary;
 pub mod pacer;
 pub mod redis_stats;
 pub mod report;

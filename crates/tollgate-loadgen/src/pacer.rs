@@ -68,6 +68,11 @@ impl Pacer {
                 .try_io(|fd| rustix::io::read(fd.get_ref(), &mut buf).map_err(io::Error::from))
             {
                 Ok(Ok(8)) => {
+                    // The read consumed every expiration so far: wait for the next one in
+                    // epoll rather than find out with a second read that fails with
+                    // EAGAIN, a syscall per tick. tokio clears only the readiness this
+                    // guard saw, so an expiration that raced the read still wakes us.
+                    ready.clear_ready();
                     let expirations = u64::from_ne_bytes(buf);
                     let from = self.next;
                     self.next = self.next.saturating_add(expirations);

@@ -1,7 +1,8 @@
 //! What a load is driven against. A [`Target`] makes one call for the keys it is given and
 //! says how the checks ended; the drivers in [`crate::driver`] decide when to call.
 //!
-//! - [`GrpcCheckQuota`]: `tollgate.v1.QuotaService/CheckQuota` over a few HTTP/2 connections.
+//! - [`GrpcCheckQuota`]: `tollgate.v1.QuotaService/CheckQuota` over a few HTTP/2 connections,
+//!   through the lean caller of [`crate::grpc_unary`].
 //! - [`RedisCeiling`]: tollgate's own `check.lua` straight against Redis, with the KEYS and
 //!   ARGV tollgate would send (built by `tollgate_store::redis::check_call` from the
 //!   catalog's resolution of the same key), one script call per round trip per caller; or,
@@ -14,22 +15,22 @@
 //!
 //! Another protocol is another `Target`: the drivers, reports and `bench.sh` need no change.
 
+use crate::grpc_unary::{self, UnaryChannel};
 use crate::report::Tally;
 use crate::workload::{self, RlsDescriptor};
 use anyhow::Context;
+use bytes::Bytes;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
     rate_limit_descriptor::Entry, RateLimitDescriptor,
 };
 use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_response::Code;
-use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
-use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use envoy_types::pb::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
+use http::Uri;
 use std::future::Future;
 use std::sync::Arc;
 use tollgate_core::catalog::Catalog;
 use tollgate_proto::v1 as pb;
-use tollgate_proto::v1::quota_service_client::QuotaServiceClient;
 use tollgate_store::redis::{check_call, ScriptCall, CHECK_SCRIPT};
-use tonic::transport::{Channel, Endpoint};
 
 /// Something a load is driven against.
 pub trait Target: Clone + Send + Sync + 'static {
@@ -48,15 +49,12 @@ pub trait Target: Clone + Send + Sync + 'static {
     fn call(&mut self, keys: &[usize]) -> impl Future<Output = Tally> + Send;
 }
 
-/// `connections` HTTP/2 channels to the gRPC server at `addr`.
-async fn channels(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>> {
+/// `connections` HTTP/2 connections to the gRPC server at `addr`.
+async fn channels(addr: &str, connections: usize) -> anyhow::Result<Vec<UnaryChannel>> {
     let mut out = Vec::with_capacity(connections.max(1));
     for _ in 0..connections.max(1) {
         out.push(
-            Endpoint::from_shared(addr.to_string())
-                .with_context(|| format!("`{addr}` is not a gRPC address"))?
-                .tcp_nodelay(true)
-                .connect()
+            UnaryChannel::connect(addr)
                 .await
                 .with_context(|| format!("cannot connect to tollgate at {addr}"))?,
         );
@@ -64,44 +62,84 @@ async fn channels(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>
     Ok(out)
 }
 
+/// The gRPC side of a target: its connections, the one a worker uses, the method, and every
+/// key's request, framed once (as the ceiling prepares its Redis calls once).
+#[derive(Clone)]
+struct GrpcCalls {
+    channels: Arc<Vec<UnaryChannel>>,
+    mine: UnaryChannel,
+    method: Uri,
+    requests: Arc<Vec<Bytes>>,
+}
+
+impl GrpcCalls {
+    async fn connect(
+        addr: &str,
+        connections: usize,
+        path: &str,
+        requests: Vec<Bytes>,
+    ) -> anyhow::Result<Self> {
+        let channels = channels(addr, connections).await?;
+        let method = channels[0].method(path)?;
+        Ok(GrpcCalls {
+            mine: channels[0].clone(),
+            channels: Arc::new(channels),
+            method,
+            requests: Arc::new(requests),
+        })
+    }
+
+    fn for_worker(&self, i: usize) -> Self {
+        let mut t = self.clone();
+        t.mine = self.channels[i % self.channels.len()].clone();
+        t
+    }
+
+    /// Key `k`'s call, decoded as `M`; `None` for any failure of the call or the reply.
+    async fn call<M: prost::Message + Default>(&self, k: usize) -> Option<M> {
+        let reply = self
+            .mine
+            .call(&self.method, self.requests[k].clone())
+            .await
+            .ok()?;
+        M::decode(reply).ok()
+    }
+}
+
 /// `CheckQuota` over `connections` HTTP/2 connections, workers spread round-robin.
 #[derive(Clone)]
 pub struct GrpcCheckQuota {
-    clients: Arc<Vec<QuotaServiceClient<Channel>>>,
-    mine: QuotaServiceClient<Channel>,
-    requests: Arc<Vec<pb::CheckQuotaRequest>>,
+    calls: GrpcCalls,
 }
 
 impl GrpcCheckQuota {
     /// Connects `connections` channels to `addr` (e.g. `http://127.0.0.1:8081`), for a load
     /// over `keys` ordinary keys plus the hot key.
     pub async fn connect(addr: &str, connections: usize, keys: usize) -> anyhow::Result<Self> {
-        let clients: Vec<_> = channels(addr, connections)
-            .await?
-            .into_iter()
-            .map(QuotaServiceClient::new)
-            .collect();
         let values = workload::key_values(keys);
         let requests = (0..values.len())
             .map(|k| {
                 let r = workload::request(k, &values);
-                pb::CheckQuotaRequest {
+                grpc_unary::frame(&pb::CheckQuotaRequest {
                     api_key: r.api_key,
                     api_id: r.api_id,
                     stage: r.stage,
                     resource: r.resource,
                     method: r.method,
                     cost: None,
-                }
+                })
             })
             .collect();
         Ok(GrpcCheckQuota {
-            mine: clients[0].clone(),
-            clients: Arc::new(clients),
-            requests: Arc::new(requests),
+            calls: GrpcCalls::connect(addr, connections, CHECK_QUOTA_PATH, requests).await?,
         })
     }
 }
+
+/// gRPC path of tollgate's `CheckQuota`.
+const CHECK_QUOTA_PATH: &str = "/tollgate.v1.QuotaService/CheckQuota";
+/// gRPC path of Envoy's `ShouldRateLimit`.
+const SHOULD_RATE_LIMIT_PATH: &str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
 
 impl Target for GrpcCheckQuota {
     fn name(&self) -> String {
@@ -109,24 +147,23 @@ impl Target for GrpcCheckQuota {
     }
 
     fn for_worker(&self, i: usize) -> Self {
-        let mut t = self.clone();
-        t.mine = self.clients[i % self.clients.len()].clone();
-        t
+        GrpcCheckQuota {
+            calls: self.calls.for_worker(i),
+        }
     }
 
     async fn call(&mut self, keys: &[usize]) -> Tally {
         let mut tally = Tally::default();
         for &k in keys {
-            let req = self.requests[k].clone();
-            match self.mine.check_quota(req).await {
-                Ok(r) => match r.into_inner().verdict() {
+            match self.calls.call::<pb::CheckQuotaResponse>(k).await {
+                Some(r) => match r.verdict() {
                     pb::Verdict::Ok => tally.allowed += 1,
                     pb::Verdict::Throttled | pb::Verdict::QuotaExceeded => tally.limited += 1,
                     pb::Verdict::Unavailable => tally.unavailable += 1,
                     pb::Verdict::Unspecified => tally.errors += 1,
                     _ => tally.forbidden += 1,
                 },
-                Err(_) => tally.errors += 1,
+                None => tally.errors += 1,
             }
         }
         tally
@@ -136,9 +173,7 @@ impl Target for GrpcCheckQuota {
 /// `ShouldRateLimit` over `connections` HTTP/2 connections, workers spread round-robin.
 #[derive(Clone)]
 pub struct RlsShouldRateLimit {
-    clients: Arc<Vec<RateLimitServiceClient<Channel>>>,
-    mine: RateLimitServiceClient<Channel>,
-    requests: Arc<Vec<RateLimitRequest>>,
+    calls: GrpcCalls,
     name: String,
 }
 
@@ -162,29 +197,26 @@ impl RlsShouldRateLimit {
         domain: &str,
         shape: RlsShape,
     ) -> anyhow::Result<Self> {
-        let clients: Vec<_> = channels(addr, connections)
-            .await?
-            .into_iter()
-            .map(RateLimitServiceClient::new)
-            .collect();
         let values = workload::key_values(keys);
         let requests = (0..values.len())
-            .map(|k| RateLimitRequest {
-                domain: domain.to_string(),
-                descriptors: workload::request_keys(k, keys, shape.per_request)
-                    .into_iter()
-                    .map(|d| RateLimitDescriptor {
-                        entries: shape
-                            .descriptor
-                            .entries(d, &values)
-                            .into_iter()
-                            .map(|(key, value)| Entry { key, value })
-                            .collect(),
-                        ..RateLimitDescriptor::default()
-                    })
-                    .collect(),
-                // 0 is one hit, as Envoy sends it.
-                hits_addend: 0,
+            .map(|k| {
+                grpc_unary::frame(&RateLimitRequest {
+                    domain: domain.to_string(),
+                    descriptors: workload::request_keys(k, keys, shape.per_request)
+                        .into_iter()
+                        .map(|d| RateLimitDescriptor {
+                            entries: shape
+                                .descriptor
+                                .entries(d, &values)
+                                .into_iter()
+                                .map(|(key, value)| Entry { key, value })
+                                .collect(),
+                            ..RateLimitDescriptor::default()
+                        })
+                        .collect(),
+                    // 0 is one hit, as Envoy sends it.
+                    hits_addend: 0,
+                })
             })
             .collect();
         let mut name = format!("rls-{}", shape.descriptor.as_str());
@@ -192,9 +224,7 @@ impl RlsShouldRateLimit {
             name.push_str(&format!("-x{}", shape.per_request));
         }
         Ok(RlsShouldRateLimit {
-            mine: clients[0].clone(),
-            clients: Arc::new(clients),
-            requests: Arc::new(requests),
+            calls: GrpcCalls::connect(addr, connections, SHOULD_RATE_LIMIT_PATH, requests).await?,
             name,
         })
     }
@@ -207,22 +237,22 @@ impl Target for RlsShouldRateLimit {
     }
 
     fn for_worker(&self, i: usize) -> Self {
-        let mut t = self.clone();
-        t.mine = self.clients[i % self.clients.len()].clone();
-        t
+        RlsShouldRateLimit {
+            calls: self.calls.for_worker(i),
+            name: self.name.clone(),
+        }
     }
 
     async fn call(&mut self, keys: &[usize]) -> Tally {
         let mut tally = Tally::default();
         for &k in keys {
-            let req = self.requests[k].clone();
-            match self.mine.should_rate_limit(req).await {
-                Ok(r) => match Code::try_from(r.into_inner().overall_code) {
+            match self.calls.call::<RateLimitResponse>(k).await {
+                Some(r) => match Code::try_from(r.overall_code) {
                     Ok(Code::Ok) => tally.allowed += 1,
                     Ok(Code::OverLimit) => tally.limited += 1,
                     Ok(Code::Unknown) | Err(_) => tally.errors += 1,
                 },
-                Err(_) => tally.errors += 1,
+                None => tally.errors += 1,
             }
         }
         tally
