@@ -24,7 +24,7 @@ pub enum CallError {
     #[error("`{0}` is not an http://host:port address")]
     Address(String),
     /// The TCP connection could not be made.
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}")]
     Connect {
         /// Where.
         addr: String,
@@ -32,10 +32,10 @@ pub enum CallError {
         source: std::io::Error,
     },
     /// HTTP/2 failed: handshake, stream or connection.
-    #[error("HTTP/2: {0}")]
+    #[error("HTTP/2 failed")]
     Http2(#[from] h2::Error),
     /// The request could not be built.
-    #[error("request: {0}")]
+    #[error("the request could not be built")]
     Request(#[from] http::Error),
     /// The server answered with an HTTP status other than 200.
     #[error("HTTP status {0}")]
