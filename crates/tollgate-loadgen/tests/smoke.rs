@@ -2,6 +2,7 @@
 //! tollgate, so the load tools cannot rot. No thresholds on speed: only that each mode
 //! runs, answers, and counts what it should.
 
+use bytes::Bytes;
 use clap::Parser;
 use std::net::TcpListener;
 use std::path::Path;
@@ -9,8 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tollgate_loadgen::cli::{run, Cli};
+use tollgate_loadgen::grpc_unary::{self, CallError, UnaryChannel};
 use tollgate_loadgen::report::Report;
 use tollgate_loadgen::workload;
+use tollgate_proto::v1 as pb;
 use tollgate_testkit::RedisServer;
 
 const KEYS: usize = 200;
@@ -200,6 +203,38 @@ async fn every_mode_runs() {
     for rep in &r {
         assert!(rep.stats.tally.allowed > 0, "{}", rep.human());
         assert_eq!(rep.stats.tally.errors, 0, "{}", rep.human());
+    }
+
+    // The lean gRPC caller itself: a good call decodes, and a gRPC error comes back as
+    // that error, not as a reply.
+    let channel = UnaryChannel::connect(&addr).await.unwrap();
+    let values = workload::key_values(KEYS);
+    let r = workload::request(0, &values);
+    let request = grpc_unary::frame(&pb::CheckQuotaRequest {
+        api_key: r.api_key,
+        api_id: r.api_id,
+        stage: r.stage,
+        resource: r.resource,
+        method: r.method,
+        cost: None,
+    });
+    let check = channel
+        .method("/tollgate.v1.QuotaService/CheckQuota")
+        .unwrap();
+    let reply = channel.call(&check, request.clone()).await.unwrap();
+    let reply = <pb::CheckQuotaResponse as prost::Message>::decode(reply).unwrap();
+    assert_eq!(reply.verdict(), pb::Verdict::Ok);
+    let missing = channel.method("/tollgate.v1.QuotaService/Nope").unwrap();
+    match channel.call(&missing, request).await {
+        Err(CallError::Status { code, .. }) => assert_eq!(code, "12", "UNIMPLEMENTED"),
+        other => panic!("an unknown method answered {other:?}"),
+    }
+    match channel
+        .call(&check, Bytes::from_static(b"\0\0\0\0\x02\xff\xff"))
+        .await
+    {
+        Err(CallError::Status { code, .. }) => assert_ne!(code, "0"),
+        other => panic!("a message that is not protobuf answered {other:?}"),
     }
 
     let _ = stop.send(());
