@@ -118,17 +118,7 @@ impl GrpcCheckQuota {
     pub async fn connect(addr: &str, connections: usize, keys: usize) -> anyhow::Result<Self> {
         let values = workload::key_values(keys);
         let requests = (0..values.len())
-            .map(|k| {
-                let r = workload::request(k, &values);
-                grpc_unary::frame(&pb::CheckQuotaRequest {
-                    api_key: r.api_key,
-                    api_id: r.api_id,
-                    stage: r.stage,
-                    resource: r.resource,
-                    method: r.method,
-                    cost: None,
-                })
-            })
+            .map(|k| grpc_unary::frame(&check_quota_request(k, &values)))
             .collect();
         Ok(GrpcCheckQuota {
             calls: GrpcCalls::connect(addr, connections, CHECK_QUOTA_PATH, requests).await?,
@@ -136,8 +126,22 @@ impl GrpcCheckQuota {
     }
 }
 
+/// Key `k`'s `CheckQuota` request in a load whose key values are `values`
+/// ([`workload::key_values`]).
+pub fn check_quota_request(k: usize, values: &[String]) -> pb::CheckQuotaRequest {
+    let r = workload::request(k, values);
+    pb::CheckQuotaRequest {
+        api_key: r.api_key,
+        api_id: r.api_id,
+        stage: r.stage,
+        resource: r.resource,
+        method: r.method,
+        cost: None,
+    }
+}
+
 /// gRPC path of tollgate's `CheckQuota`.
-const CHECK_QUOTA_PATH: &str = "/tollgate.v1.QuotaService/CheckQuota";
+pub const CHECK_QUOTA_PATH: &str = "/tollgate.v1.QuotaService/CheckQuota";
 /// gRPC path of Envoy's `ShouldRateLimit`.
 const SHOULD_RATE_LIMIT_PATH: &str = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit";
 

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tollgate_loadgen::cli::{run, Cli};
 use tollgate_loadgen::grpc_unary::{self, CallError, UnaryChannel};
 use tollgate_loadgen::report::Report;
+use tollgate_loadgen::target;
 use tollgate_loadgen::workload;
 use tollgate_proto::v1 as pb;
 use tollgate_testkit::RedisServer;
@@ -209,18 +210,8 @@ async fn every_mode_runs() {
     // that error, not as a reply.
     let channel = UnaryChannel::connect(&addr).await.unwrap();
     let values = workload::key_values(KEYS);
-    let r = workload::request(0, &values);
-    let request = grpc_unary::frame(&pb::CheckQuotaRequest {
-        api_key: r.api_key,
-        api_id: r.api_id,
-        stage: r.stage,
-        resource: r.resource,
-        method: r.method,
-        cost: None,
-    });
-    let check = channel
-        .method("/tollgate.v1.QuotaService/CheckQuota")
-        .unwrap();
+    let request = grpc_unary::frame(&target::check_quota_request(0, &values));
+    let check = channel.method(target::CHECK_QUOTA_PATH).unwrap();
     let reply = channel.call(&check, request.clone()).await.unwrap();
     let reply = <pb::CheckQuotaResponse as prost::Message>::decode(reply).unwrap();
     assert_eq!(reply.verdict(), pb::Verdict::Ok);
