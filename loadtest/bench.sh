@@ -15,6 +15,7 @@
 #      3b.       the ceiling open loop at the same rate, over C connections: what Redis
 #                and the load generator alone give at that rate on this host, the floor
 #                under run 3's latency (a shared two-core VM stalls for milliseconds);
+#                for both, how long each process waited for a core (common.sh: crowding);
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
 #                `api_key` descriptors, so each is the same plan check as in run 2;
@@ -47,7 +48,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,7 +74,8 @@ mkdir "$WORK/rls"
 RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
   --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}" \
   --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
-PIDS+=($!)
+TOLLGATE_PID=$!
+PIDS+=("$TOLLGATE_PID")
 wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 
 report_host
@@ -121,14 +123,16 @@ HALF=$(awk -v t="$PEAK_TPUT" 'BEGIN { printf "%.0f", t / 2 }')
 
 echo
 echo "==> 3. tollgate CheckQuota, open loop at half the peak ($HALF checks/s)"
-timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
-  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" | tee "$WORK/half.out"
+crowding "$WORK/half.out" "$HALF" tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
+  timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
+  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF"
 HALF_LINE=$(summary grpc <"$WORK/half.out")
 
 echo
 echo "==> 3b. the ceiling, open loop at the same rate (Redis alone: the floor under run 3's latency)"
-timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
-  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" --pipeline 0 | tee "$WORK/half-ceiling.out"
+crowding "$WORK/half-ceiling.out" "$HALF" redis="$REDIS_PID" -- \
+  timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
+  -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" --pipeline 0
 HALF_CEILING=$(summary ceiling <"$WORK/half-ceiling.out")
 
 echo

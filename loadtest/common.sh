@@ -1,7 +1,7 @@
 # loadtest/common.sh: what the load scripts share (sourced, not run): a work directory
 # and the processes started in it, both removed on exit; the tools a script needs and the
 # release build; free loopback ports; waiting; a throwaway Redis; tollgate's health; the host
-# report; reading tollgate-loadgen's SUMMARY lines.
+# report; how crowded the cores were during a run; reading tollgate-loadgen's SUMMARY lines.
 
 WORK="$(mktemp -d -t tollgate-load.XXXXXX)"
 PIDS=()
@@ -64,6 +64,7 @@ start_redis() {
   "$@" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
+  REDIS_PID=$!
   # Under valgrind Redis takes seconds to start; unwrapped it answers at once.
   wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 }
@@ -90,4 +91,55 @@ summary() { # summary TARGET < output: the SUMMARY line tollgate-loadgen printed
 
 field() { # field LINE NAME: the value of NAME=... in a SUMMARY line
   sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
+}
+
+sched_ns() { # sched_ns PID: "<ns on a core> <ns runnable, waiting for a core> <times run>", all its threads
+  { cat /proc/"$1"/task/*/schedstat 2>/dev/null || true; } | awk '{ r += $1; w += $2; n += $3 } END { printf "%d %d %d\n", r, w, n }'
+}
+
+# crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
+# unmeasured, then DURATION s measured) with its output to OUT and, over DURATION-1 s of the
+# measured part, reads how the scheduler treated each named process and the generator itself
+# (/proc/PID/task/*/schedstat): the share of a core it used, the share of the time it was
+# runnable but waited for a core, and that wait per check at RATE checks/s; also the host's
+# steal time. A latency figure over the bar with large waits here is a crowded host, not a
+# slow program.
+crowding() {
+  local out=$1 rate=$2
+  shift 2
+  local names=() pids=()
+  while [[ $1 != -- ]]; do
+    names+=("${1%%=*}")
+    pids+=("${1#*=}")
+    shift
+  done
+  shift
+  "$@" >"$out" &
+  local runner=$! gen window=$((DURATION - 1))
+  ((window >= 1)) || window=1
+  sleep "$WARMUP.5"
+  gen=$(pgrep -P "$runner" | head -1)
+  names+=("load generator")
+  pids+=("${gen:-$runner}")
+  local before=() after=() steal0 steal1 i
+  steal0=$(awk '/^cpu /{ print $9 }' /proc/stat)
+  for i in "${!pids[@]}"; do before[i]=$(sched_ns "${pids[i]}"); done
+  sleep "$window"
+  for i in "${!pids[@]}"; do after[i]=$(sched_ns "${pids[i]}"); done
+  steal1=$(awk '/^cpu /{ print $9 }' /proc/stat)
+  local rc=0
+  wait "$runner" || rc=$?
+  cat "$out"
+  ((rc == 0)) || return "$rc"
+  echo "  over ${window}s of the run, from /proc/PID/schedstat:"
+  for i in "${!pids[@]}"; do
+    awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" 'BEGIN {
+      split(b, x, " "); split(a, y, " ")
+      run = (y[1] - x[1]) / 1e9; wait = (y[2] - x[2]) / 1e9; n = y[3] - x[3]
+      printf "    %-15s cpu %5.1f %%  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
+        name, 100 * run / s, 100 * wait / s, (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
+    }'
+  done
+  awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
+    'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
 }
