@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# loadtest/oha.sh: HTTP load on tollgate's POST /v1/check with oha (cargo install oha).
+# loadtest/oha.sh: HTTP load on tollgate's POST /v1/check with oha (cargo install --locked oha).
 #
 # Start tollgate with the load-test keys first, e.g.:
 #   cargo run --release -p tollgate-loadgen -- gen-config --keys 10000 > /tmp/load.yaml
@@ -25,7 +25,7 @@ KEY="loadgen-key-0000000-0123456789"
 body() { # body COST
   printf '{"apiKey":"%s","apiId":"loadgen-api","stage":"bench","resource":"/check","method":"GET","cost":%s}' "$KEY" "$1"
 }
-command -v oha >/dev/null || { echo "oha.sh: oha not found (cargo install oha)" >&2; exit 1; }
+command -v oha >/dev/null || { echo "oha.sh: oha not found (cargo install --locked oha)" >&2; exit 1; }
 
 case "${1:-closed}" in
   closed)
