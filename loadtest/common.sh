@@ -93,8 +93,12 @@ field() { # field LINE NAME: the value of NAME=... in a SUMMARY line
   sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
 }
 
-sched_ns() { # sched_ns PID: "<ns on a core> <ns runnable, waiting for a core> <times run>", all its threads
-  { cat /proc/"$1"/task/*/schedstat 2>/dev/null || true; } | awk '{ r += $1; w += $2; n += $3 } END { printf "%d %d %d\n", r, w, n }'
+sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a core> <times run>;" per thread
+  local f
+  for f in /proc/"$1"/task/*/schedstat; do
+    [[ -r $f ]] && printf '%s %s;' "$(basename "$(dirname "$f")")" "$(cat "$f" 2>/dev/null)"
+  done
+  echo
 }
 
 # crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
@@ -133,9 +137,14 @@ crowding() {
   ((rc == 0)) || return "$rc"
   echo "  over ${window}s of the run, from /proc/PID/schedstat:"
   for i in "${!pids[@]}"; do
+    # Only threads alive at both reads count: one that ended took its counters with it.
     awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" 'BEGIN {
-      split(b, x, " "); split(a, y, " ")
-      run = (y[1] - x[1]) / 1e9; wait = (y[2] - x[2]) / 1e9; n = y[3] - x[3]
+      nb = split(b, x, ";")
+      for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 4) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4] }
+      na = split(a, y, ";")
+      for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
+        run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
+      }
       printf "    %-15s cpu %5.1f %%  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
         name, 100 * run / s, 100 * wait / s, (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
     }'
