@@ -15,7 +15,7 @@
 #      3b.       the ceiling open loop at the same rate, over C connections: what Redis
 #                and the load generator alone give at that rate on this host, the floor
 #                under run 3's latency (a shared two-core VM stalls for milliseconds);
-#                for both, how long each process waited for a core (common.sh: crowding);
+#                for both, how long each process waited for a core (crowding, below);
 #                runs 3 and 3b alternate --rounds times, and each p99 is the median;
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
@@ -89,6 +89,67 @@ COMMON=(-k "$KEYS" -c "$CONC" -d "${DURATION}s" --warmup "${WARMUP}s")
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # nearest LIST VALUE: the index of the element of LIST (one number per line) nearest VALUE
 nearest() { awk -v m="$2" '{ d = $1 - m; if (d < 0) d = -d; if (NR == 1 || d < best) { best = d; i = NR - 1 } } END { print i }' <<<"$1"; }
+
+sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a core> <times run>;" per thread
+  # One grep for all threads (the reads fall inside the measured run, so no process per
+  # thread); -s skips a thread that ended after the glob was expanded.
+  { grep -sH '' /proc/"$1"/task/*/schedstat || true; } |
+    awk -F'[/: ]' '{ printf "%s %s %s %s;", $5, $7, $8, $9 } END { print "" }'
+}
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time, in clock ticks
+
+# crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
+# unmeasured, then DURATION s measured) with its output to OUT and, over DURATION-1 s of the
+# measured part, reads how the scheduler treated each named process and the generator itself
+# (/proc/PID/task/*/schedstat): the share of a core it used, the share of the time it was
+# runnable but waited for a core, and that wait per check at RATE checks/s; also the host's
+# steal time. A latency figure over the bar with large waits here is a crowded host, not a
+# slow program.
+crowding() {
+  local out=$1 rate=$2
+  shift 2
+  local names=() pids=()
+  while [[ $1 != -- ]]; do
+    names+=("${1%%=*}")
+    pids+=("${1#*=}")
+    shift
+  done
+  shift
+  "$@" >"$out" &
+  local runner=$! gen window=$((DURATION - 1))
+  ((window >= 1)) || window=1
+  sleep "$WARMUP.5"
+  gen=$(pgrep -P "$runner" | head -1)
+  names+=("load generator")
+  pids+=("${gen:-$runner}")
+  local before=() after=() steal0 steal1 i
+  steal0=$(steal_ticks)
+  for i in "${!pids[@]}"; do before[i]=$(sched_ns "${pids[i]}"); done
+  sleep "$window"
+  for i in "${!pids[@]}"; do after[i]=$(sched_ns "${pids[i]}"); done
+  steal1=$(steal_ticks)
+  local rc=0
+  wait "$runner" || rc=$?
+  cat "$out"
+  ((rc == 0)) || return "$rc"
+  echo "  over ${window}s of the run, from /proc/PID/schedstat:"
+  for i in "${!pids[@]}"; do
+    # Only threads alive at both reads count: one that ended took its counters with it.
+    awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" 'BEGIN {
+      nb = split(b, x, ";")
+      for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 4) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4] }
+      na = split(a, y, ";")
+      for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
+        run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
+      }
+      printf "    %-15s cpu %5.1f %%  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
+        name, 100 * run / s, 100 * wait / s, (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
+    }'
+  done
+  awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
+    'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
+}
+
 RATIOS=()
 CEILINGS=()
 PEAK_LINES=()

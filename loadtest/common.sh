@@ -1,7 +1,7 @@
 # loadtest/common.sh: what the load scripts share (sourced, not run): a work directory
 # and the processes started in it, both removed on exit; the tools a script needs and the
 # release build; free loopback ports; waiting; a throwaway Redis; tollgate's health; the host
-# report; how crowded the cores were during a run; reading tollgate-loadgen's SUMMARY lines.
+# report; reading tollgate-loadgen's SUMMARY lines.
 
 WORK="$(mktemp -d -t tollgate-load.XXXXXX)"
 PIDS=()
@@ -91,64 +91,4 @@ summary() { # summary TARGET < output: the SUMMARY line tollgate-loadgen printed
 
 field() { # field LINE NAME: the value of NAME=... in a SUMMARY line
   sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"
-}
-
-sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a core> <times run>;" per thread
-  local f
-  for f in /proc/"$1"/task/*/schedstat; do
-    [[ -r $f ]] && printf '%s %s;' "$(basename "$(dirname "$f")")" "$(cat "$f" 2>/dev/null)"
-  done
-  echo
-}
-
-# crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
-# unmeasured, then DURATION s measured) with its output to OUT and, over DURATION-1 s of the
-# measured part, reads how the scheduler treated each named process and the generator itself
-# (/proc/PID/task/*/schedstat): the share of a core it used, the share of the time it was
-# runnable but waited for a core, and that wait per check at RATE checks/s; also the host's
-# steal time. A latency figure over the bar with large waits here is a crowded host, not a
-# slow program.
-crowding() {
-  local out=$1 rate=$2
-  shift 2
-  local names=() pids=()
-  while [[ $1 != -- ]]; do
-    names+=("${1%%=*}")
-    pids+=("${1#*=}")
-    shift
-  done
-  shift
-  "$@" >"$out" &
-  local runner=$! gen window=$((DURATION - 1))
-  ((window >= 1)) || window=1
-  sleep "$WARMUP.5"
-  gen=$(pgrep -P "$runner" | head -1)
-  names+=("load generator")
-  pids+=("${gen:-$runner}")
-  local before=() after=() steal0 steal1 i
-  steal0=$(awk '/^cpu /{ print $9 }' /proc/stat)
-  for i in "${!pids[@]}"; do before[i]=$(sched_ns "${pids[i]}"); done
-  sleep "$window"
-  for i in "${!pids[@]}"; do after[i]=$(sched_ns "${pids[i]}"); done
-  steal1=$(awk '/^cpu /{ print $9 }' /proc/stat)
-  local rc=0
-  wait "$runner" || rc=$?
-  cat "$out"
-  ((rc == 0)) || return "$rc"
-  echo "  over ${window}s of the run, from /proc/PID/schedstat:"
-  for i in "${!pids[@]}"; do
-    # Only threads alive at both reads count: one that ended took its counters with it.
-    awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" 'BEGIN {
-      nb = split(b, x, ";")
-      for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 4) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4] }
-      na = split(a, y, ";")
-      for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
-        run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
-      }
-      printf "    %-15s cpu %5.1f %%  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
-        name, 100 * run / s, 100 * wait / s, (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
-    }'
-  done
-  awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
-    'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
 }
