@@ -45,7 +45,7 @@ build_release
 PROFILE="$WORK/callgrind.out"
 if [[ $MODE == redis ]]; then
   start_redis valgrind --tool=callgrind --callgrind-out-file="$PROFILE"
-  VG=${PIDS[-1]}
+  VG=$REDIS_PID
   LOAD=(ceiling --redis-url "$REDIS_URL" --pipeline 0)
 else
   start_redis

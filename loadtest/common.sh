@@ -56,15 +56,15 @@ wait_for() { # wait_for SECONDS COMMAND...
 }
 
 # Starts a throwaway redis-server on a free port (no persistence, files in $WORK) and waits
-# for it; sets REDIS_PORT and REDIS_URL. Arguments, if any, are a command to run it under
-# (callgrind.sh: valgrind); the server's process is then the last of PIDS.
+# for it; sets REDIS_PORT, REDIS_URL and REDIS_PID. Arguments, if any, are a command to run
+# it under (callgrind.sh: valgrind), whose process REDIS_PID then is.
 start_redis() {
   REDIS_PORT=$(free_port)
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
   "$@" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
     >"$WORK/redis.log" 2>&1 &
-  PIDS+=($!)
   REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
   # Under valgrind Redis takes seconds to start; unwrapped it answers at once.
   wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 }
