@@ -358,23 +358,42 @@ pub fn check_all_call<'a>(
     )
 }
 
+/// Bytes a key adds around its tag and name (`tg:{`, `}:`).
+const KEY_FRAME_LEN: usize = 6;
+/// Arguments `push_batch` sends per limit.
+const ARGS_PER_LIMIT: usize = 7;
+/// Room for one numeric argument: most are microseconds or day ids, under 20 digits.
+const NUMBER_LEN: usize = 20;
+
 fn batches_call<'a>(
     batches: impl Iterator<Item = (&'a LimitBatch, bool)> + Clone,
     n: usize,
     commit: bool,
     hint: &CalendarHint,
 ) -> ScriptCall {
-    // Redis reads KEYS before ARGV, so the keys of every batch go first.
-    let mut keys_of_all: Vec<String> = Vec::new();
+    // Sized up front so that building the call never regrows the command: each key is
+    // copied once, straight from its pieces (callgrind counted the key strings, and the
+    // command's buffers growing, among the allocations of a check).
+    let (mut num_keys, mut args, mut bytes) = (0, 5, 32);
+    for (batch, _) in batches.clone() {
+        let with_usage = usize::from(batch.usage_retention_days.unwrap_or(0) > 0);
+        let limit_names: usize = batch.limits.iter().map(|l| l.name.len()).sum();
+        num_keys += batch.limits.len() + with_usage;
+        bytes += (batch.limits.len() + with_usage) * (batch.tag.len() + KEY_FRAME_LEN)
+            + limit_names
+            + with_usage * keys::USAGE_NAME.len();
+        args += 4 + ARGS_PER_LIMIT * batch.limits.len();
+        bytes += 4 * NUMBER_LEN + batch.limits.len() * ARGS_PER_LIMIT * NUMBER_LEN;
+    }
+    let mut call = CHECK_SCRIPT.call_sized(num_keys, num_keys + args, bytes);
     for (batch, _) in batches.clone() {
         for limit in &batch.limits {
-            keys_of_all.push(keys::limit_key(&batch.tag, &limit.name));
+            call.arg_joined(&keys::limit_key_pieces(&batch.tag, &limit.name));
         }
         if batch.usage_retention_days.unwrap_or(0) > 0 {
-            keys_of_all.push(keys::usage_key(&batch.tag));
+            call.arg_joined(&keys::limit_key_pieces(&batch.tag, keys::USAGE_NAME));
         }
     }
-    let mut call = CHECK_SCRIPT.call(&keys_of_all);
     call.arg(QUOTA_RETENTION_S)
         .arg(u8::from(commit))
         .arg(n)
@@ -748,6 +767,58 @@ mod tests {
             .contains("standalone, cluster or sentinel"));
         let c = RedisConfig::new(RedisMode::Standalone, vec!["http://x".into()]);
         assert!(RedisStore::new(&c).is_err());
+    }
+
+    /// The keys written straight into the call are the keys `keys` names, numkeys counts
+    /// them, and every limit sends its fixed number of arguments.
+    #[test]
+    fn check_call_layout() {
+        use tollgate_core::batch::Limit;
+        use tollgate_core::calendar::QuotaPeriod;
+        use tollgate_core::gcra::GcraLimit;
+        let batch = LimitBatch {
+            tag: "plan-1:key-1".into(),
+            limits: vec![
+                Limit {
+                    name: "t:api:prod:/pets/GET".into(),
+                    kind: LimitKind::Throttle(GcraLimit::per_second(10.0, 20).unwrap()),
+                },
+                Limit {
+                    name: "q".into(),
+                    kind: LimitKind::Quota(QuotaLimit {
+                        limit: 5,
+                        period: QuotaPeriod::Month,
+                        offset: 0,
+                        anchor_s: 0,
+                    }),
+                },
+            ],
+            cost: 3,
+            usage_retention_days: Some(30),
+        };
+        let call = check_call(&batch);
+        let args: Vec<Vec<u8>> = call
+            .command()
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(args[0], b"EVALSHA");
+        assert_eq!(args[1], CHECK_SCRIPT.sha1().as_bytes());
+        assert_eq!(args[2], b"3");
+        assert_eq!(
+            args[3..6],
+            [
+                keys::limit_key("plan-1:key-1", "t:api:prod:/pets/GET").into_bytes(),
+                keys::limit_key("plan-1:key-1", "q").into_bytes(),
+                keys::usage_key("plan-1:key-1").into_bytes(),
+            ]
+        );
+        // 5 call-wide arguments, then cost, limits, retention and shadow, then 7 per limit.
+        assert_eq!(args.len(), 6 + 5 + 4 + 2 * ARGS_PER_LIMIT);
+        assert_eq!(args[11], b"3");
     }
 
     /// A check's future is boxed and moved on every call (the Store trait is object safe),

@@ -10,7 +10,8 @@
 //! caches it on that server. `EVAL` carries the same keys, so on Cluster it is routed to the
 //! same node as the `EVALSHA` was (a `SCRIPT LOAD` has no key to route by).
 
-use redis::{Cmd, FromRedisValue, RedisResult, ServerErrorKind, ToRedisArgs};
+use redis::{Cmd, FromRedisValue, RedisResult, RedisWrite, ServerErrorKind, ToRedisArgs};
+use std::io::Write;
 use std::sync::LazyLock;
 
 /// A Lua script and its SHA1, as Redis names it.
@@ -43,6 +44,16 @@ impl LuaScript {
         cmd.arg(self.sha1.as_bytes()).arg(keys.len()).arg(keys);
         ScriptCall { script: self, cmd }
     }
+
+    /// A call of this script over `num_keys` keys, sized for `args` keys and arguments of
+    /// `bytes` bytes in all, so building it does not grow the command's buffers. Add the
+    /// keys first (Redis reads KEYS before ARGV), with [`ScriptCall::arg`] or
+    /// [`ScriptCall::arg_joined`].
+    pub fn call_sized(&'static self, num_keys: usize, args: usize, bytes: usize) -> ScriptCall {
+        let mut cmd = Cmd::with_capacity(3 + args, "EVALSHA".len() + self.sha1.len() + 4 + bytes);
+        cmd.arg("EVALSHA").arg(self.sha1.as_bytes()).arg(num_keys);
+        ScriptCall { script: self, cmd }
+    }
 }
 
 /// A script call being built, or ready to send.
@@ -55,6 +66,18 @@ impl ScriptCall {
     /// Appends an argument (ARGV).
     pub fn arg<T: ToRedisArgs>(&mut self, value: T) -> &mut Self {
         self.cmd.arg(value);
+        self
+    }
+
+    /// Appends one key or argument made of `pieces` joined, copied straight into the
+    /// command rather than built as a string first.
+    pub fn arg_joined(&mut self, pieces: &[&str]) -> &mut Self {
+        let mut out = self.cmd.writer_for_next_arg();
+        for piece in pieces {
+            // The writer appends to the command's Vec, which cannot fail.
+            let _ = out.write_all(piece.as_bytes());
+        }
+        drop(out);
         self
     }
 
