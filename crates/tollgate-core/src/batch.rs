@@ -15,6 +15,7 @@
 use crate::calendar::day_id;
 use crate::gcra::{self, GcraLimit};
 use crate::quota::{self, QuotaLimit, QuotaState};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// How long a quota record outlives its period, so late readers still see the final count.
@@ -32,8 +33,9 @@ pub enum LimitKind {
 /// One limit of a batch, stored under `name` within the batch's hash tag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limit {
-    /// Name of the limit's state within the batch's tag, e.g. `t`, `q`, `t:/pets/GET`.
-    pub name: String,
+    /// Name of the limit's state within the batch's tag, e.g. `t`, `q`, `t:/pets/GET`;
+    /// borrowed for the fixed names, so most checks allocate none.
+    pub name: Cow<'static, str>,
     /// The algorithm and its parameters.
     pub kind: LimitKind,
 }
@@ -245,7 +247,7 @@ fn evaluate_limits(
     let mut statuses = Vec::with_capacity(batch.limits.len());
     let mut writes = Vec::new();
     for limit in &batch.limits {
-        let stored = match pending.get(limit.name.as_str()) {
+        let stored = match pending.get(limit.name.as_ref()) {
             Some(v) => Some(v.clone()),
             None => read(&limit.name),
         };
@@ -259,7 +261,7 @@ fn evaluate_limits(
                 if let Some(new_tat) = o.new_tat_us {
                     pending.insert(&limit.name, StoredValue::Tat(new_tat));
                     writes.push(StateWrite::Set {
-                        name: limit.name.clone(),
+                        name: limit.name.to_string(),
                         value: StoredValue::Tat(new_tat),
                         expire_at_us: new_tat,
                     });
@@ -283,7 +285,7 @@ fn evaluate_limits(
                 if let Some(s) = o.new_state {
                     pending.insert(&limit.name, StoredValue::Quota(s.clone()));
                     writes.push(StateWrite::Set {
-                        name: limit.name.clone(),
+                        name: limit.name.to_string(),
                         value: StoredValue::Quota(s),
                         expire_at_us: (o.window.end_s + QUOTA_RETENTION_S) * 1_000_000,
                     });

@@ -9,11 +9,14 @@ use crate::calendar::QuotaPeriod;
 use crate::check::{CheckRequest, Verdict};
 use crate::plan::{validate_id, UsagePlan};
 use crate::CoreError;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Name of a plan's quota state within its batch tag (see [`batch_tag`]).
 pub const QUOTA_LIMIT_NAME: &str = "q";
+/// Name of a plan's own throttle state within its batch tag.
+pub const THROTTLE_LIMIT_NAME: &str = "t";
 
 /// The hash tag under which the limit state of key `key_id` in plan `plan_id` is kept.
 pub fn batch_tag(plan_id: &str, key_id: &str) -> String {
@@ -219,8 +222,12 @@ impl Catalog {
             .map(|(k, t)| (s, k, t))
         });
         let throttle = match (override_throttle, plan.throttle) {
-            (Some((s, k, t)), _) => Some((format!("t:{}:{}:{}", s.api_id, s.stage, k), t, Some(k))),
-            (None, Some(t)) => Some(("t".to_string(), t, None)),
+            (Some((s, k, t)), _) => Some((
+                Cow::Owned(format!("t:{}:{}:{}", s.api_id, s.stage, k)),
+                t,
+                Some(k),
+            )),
+            (None, Some(t)) => Some((Cow::Borrowed(THROTTLE_LIMIT_NAME), t, None)),
             (None, None) => None,
         };
         let mut applied_throttle = None;
@@ -246,7 +253,7 @@ impl Catalog {
                 index: limits.len(),
             });
             limits.push(Limit {
-                name: QUOTA_LIMIT_NAME.to_string(),
+                name: Cow::Borrowed(QUOTA_LIMIT_NAME),
                 kind: LimitKind::Quota(q),
             });
         }

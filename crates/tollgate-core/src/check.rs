@@ -165,17 +165,18 @@ impl Decision {
         }
     }
 
-    /// The decision for a resolved check whose limits the store evaluated.
-    pub fn from_outcome(resolved: &ResolvedCheck, outcome: &BatchOutcome) -> Self {
+    /// The decision for a resolved check whose limits the store evaluated; takes the check
+    /// so its ids move into the decision rather than being copied.
+    pub fn from_outcome(resolved: ResolvedCheck, outcome: &BatchOutcome) -> Self {
         let status = |i: usize| outcome.statuses.get(i).copied();
-        let throttle = resolved.throttle.as_ref().and_then(|t| {
+        let throttle = resolved.throttle.and_then(|t| {
             status(t.index).map(|s| ThrottleReport {
                 rate_limit: t.rate_limit,
                 burst_limit: t.burst_limit,
                 remaining: s.remaining,
                 retry_after_ms: ms(s.retry_after_us),
                 reset_after_ms: ms(s.reset_after_us),
-                resource_method: t.resource_method.clone(),
+                resource_method: t.resource_method,
             })
         });
         let quota = resolved.quota.and_then(|q| {
@@ -204,8 +205,8 @@ impl Decision {
             .map(|s| s.retry_after_us.div_ceil(1_000_000).max(1));
         Decision {
             verdict,
-            plan_id: Some(resolved.plan_id.clone()),
-            key_id: Some(resolved.key_id.clone()),
+            plan_id: Some(resolved.plan_id),
+            key_id: Some(resolved.key_id),
             throttle,
             quota,
             retry_after_s,

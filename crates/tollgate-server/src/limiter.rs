@@ -147,7 +147,7 @@ impl Limiter {
             .await;
         match asked {
             Ok(Answer::Cached(outcome) | Answer::Fresh(outcome)) => {
-                Decision::from_outcome(&resolved, &outcome)
+                Decision::from_outcome(resolved, &outcome)
             }
             Err(e) => {
                 crate::metrics::store_error(&e);

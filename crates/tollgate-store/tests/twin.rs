@@ -34,7 +34,7 @@ fn to_batch(s: &Step) -> LimitBatch {
         .limits
         .iter()
         .map(|&(throttle, n, name)| Limit {
-            name: format!("{}{name}", if throttle { "t" } else { "q" }),
+            name: format!("{}{name}", if throttle { "t" } else { "q" }).into(),
             kind: if throttle {
                 LimitKind::Throttle(GcraLimit::per_second(0.000_001, n).unwrap())
             } else {

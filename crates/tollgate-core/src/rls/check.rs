@@ -30,7 +30,7 @@
 use crate::batch::MultiOutcome;
 use crate::batch::{BatchOutcome, BatchPart, Limit, LimitBatch, LimitKind, LimitStatus};
 use crate::calendar::QuotaPeriod;
-use crate::catalog::{Catalog, ResolvedCheck};
+use crate::catalog::{Catalog, ResolvedCheck, QUOTA_LIMIT_NAME, THROTTLE_LIMIT_NAME};
 use crate::check::{CheckRequest, Verdict, MAX_COST};
 use crate::headers::{RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, RETRY_AFTER};
 use crate::rls::{apply_replaces, MatchedRule, RlsRegistry, RlsUnit};
@@ -383,13 +383,13 @@ fn key_check(
 /// The one-counter batch of a limited rule.
 fn rule_batch(m: &MatchedRule, kind: LimitKind, cost: u64) -> LimitBatch {
     let name = match kind {
-        LimitKind::Throttle(_) => "t",
-        LimitKind::Quota(_) => "q",
+        LimitKind::Throttle(_) => THROTTLE_LIMIT_NAME,
+        LimitKind::Quota(_) => QUOTA_LIMIT_NAME,
     };
     LimitBatch {
         tag: format!("{RLS_TAG_PREFIX}{}", m.state_name),
         limits: vec![Limit {
-            name: name.to_owned(),
+            name: name.into(),
             kind,
         }],
         cost,

@@ -82,7 +82,7 @@ pub async fn key_usage(
     let peek = LimitBatch {
         tag: tag.clone(),
         limits: vec![Limit {
-            name: QUOTA_LIMIT_NAME.to_string(),
+            name: QUOTA_LIMIT_NAME.into(),
             kind: LimitKind::Quota(q.clone()),
         }],
         cost: 0,
