@@ -363,8 +363,6 @@ pub fn check_all_call<'a>(
     )
 }
 
-/// Bytes a key adds around its tag and name (`tg:{`, `}:`).
-const KEY_FRAME_LEN: usize = 6;
 /// Arguments `push_batch` sends per limit.
 const ARGS_PER_LIMIT: usize = 7;
 /// Room for one numeric argument: most are microseconds or day ids, under 20 digits.
@@ -381,12 +379,18 @@ fn batches_call<'a>(
     // command's buffers growing, among the allocations of a check).
     let (mut num_keys, mut args, mut bytes) = (0, 5, 32);
     for (batch, _) in batches.clone() {
-        let with_usage = usize::from(batch.usage_retention_days.unwrap_or(0) > 0);
-        let limit_names: usize = batch.limits.iter().map(|l| l.name.len()).sum();
-        num_keys += batch.limits.len() + with_usage;
-        bytes += (batch.limits.len() + with_usage) * (batch.tag.len() + KEY_FRAME_LEN)
-            + limit_names
-            + with_usage * keys::USAGE_NAME.len();
+        let with_usage = batch.usage_retention_days.unwrap_or(0) > 0;
+        let key_len = |name: &str| -> usize {
+            keys::limit_key_pieces(&batch.tag, name)
+                .iter()
+                .map(|p| p.len())
+                .sum()
+        };
+        num_keys += batch.limits.len() + usize::from(with_usage);
+        bytes += batch.limits.iter().map(|l| key_len(&l.name)).sum::<usize>();
+        if with_usage {
+            bytes += key_len(keys::USAGE_NAME);
+        }
         args += 4 + ARGS_PER_LIMIT * batch.limits.len();
         bytes += 4 * NUMBER_LEN + batch.limits.len() * ARGS_PER_LIMIT * NUMBER_LEN;
     }
