@@ -379,28 +379,17 @@ fn batches_call<'a>(
     // command's buffers growing, among the allocations of a check).
     let (mut num_keys, mut args, mut bytes) = (0, 5, 32);
     for (batch, _) in batches.clone() {
-        let with_usage = batch.usage_retention_days.unwrap_or(0) > 0;
-        let key_len = |name: &str| -> usize {
-            keys::limit_key_pieces(&batch.tag, name)
-                .iter()
-                .map(|p| p.len())
-                .sum()
-        };
-        num_keys += batch.limits.len() + usize::from(with_usage);
-        bytes += batch.limits.iter().map(|l| key_len(&l.name)).sum::<usize>();
-        if with_usage {
-            bytes += key_len(keys::USAGE_NAME);
+        for pieces in batch_key_pieces(batch) {
+            num_keys += 1;
+            bytes += pieces.iter().map(|p| p.len()).sum::<usize>();
         }
         args += 4 + ARGS_PER_LIMIT * batch.limits.len();
         bytes += 4 * NUMBER_LEN + batch.limits.len() * ARGS_PER_LIMIT * NUMBER_LEN;
     }
     let mut call = CHECK_SCRIPT.call_sized(num_keys, num_keys + args, bytes);
     for (batch, _) in batches.clone() {
-        for limit in &batch.limits {
-            call.arg_joined(&keys::limit_key_pieces(&batch.tag, &limit.name));
-        }
-        if batch.usage_retention_days.unwrap_or(0) > 0 {
-            call.arg_joined(&keys::limit_key_pieces(&batch.tag, keys::USAGE_NAME));
+        for pieces in batch_key_pieces(batch) {
+            call.arg_joined(&pieces);
         }
     }
     call.arg(QUOTA_RETENTION_S)
@@ -412,6 +401,23 @@ fn batches_call<'a>(
         push_batch(&mut call, batch, shadow, hint);
     }
     call
+}
+
+/// Whether `batch` keeps a daily usage record (and so touches the usage key).
+fn keeps_usage(batch: &LimitBatch) -> bool {
+    batch.usage_retention_days.is_some_and(|d| d > 0)
+}
+
+/// The pieces of every key `batch` touches, in the order `check.lua` reads them: one per
+/// limit, then the usage record if the batch keeps one.
+fn batch_key_pieces(batch: &LimitBatch) -> impl Iterator<Item = [&str; 5]> {
+    let usage = keeps_usage(batch).then_some(keys::USAGE_NAME);
+    batch
+        .limits
+        .iter()
+        .map(|l| l.name.as_ref())
+        .chain(usage)
+        .map(|name| keys::limit_key_pieces(&batch.tag, name))
 }
 
 fn push_batch(call: &mut ScriptCall, batch: &LimitBatch, shadow: bool, hint: &CalendarHint) {
@@ -539,7 +545,7 @@ pub fn refund_invocation(
             }
             entries += 1;
         }
-        if b.usage_retention_days.is_some_and(|d| d > 0) {
+        if keeps_usage(b) {
             inv.key(keys::usage_key(&b.tag));
             inv.arg("u").arg(day_id(now_s)).arg(b.cost);
             entries += 1;
