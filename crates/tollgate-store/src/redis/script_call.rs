@@ -38,13 +38,6 @@ impl LuaScript {
         &self.source
     }
 
-    /// A call of this script over `keys`; add its arguments with [`ScriptCall::arg`].
-    pub fn call<K: ToRedisArgs>(&'static self, keys: &[K]) -> ScriptCall {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.sha1.as_bytes()).arg(keys.len()).arg(keys);
-        ScriptCall { script: self, cmd }
-    }
-
     /// A call of this script over `num_keys` keys, sized for `args` keys and arguments of
     /// `bytes` bytes in all, so building it does not grow the command's buffers. Add the
     /// keys first (Redis reads KEYS before ARGV), with [`ScriptCall::arg`] or
@@ -151,8 +144,8 @@ mod tests {
     #[test]
     fn eval_fallback_keeps_keys_and_arguments() {
         static S: StaticScript = LazyLock::new(|| LuaScript::new("return ARGV[1]"));
-        let mut call = S.call(&["k1", "k2"]);
-        call.arg(7).arg("t");
+        let mut call = S.call_sized(2, 4, 16);
+        call.arg("k1").arg("k2").arg(7).arg("t");
         let sha: Vec<Vec<u8>> = arg_bytes(call.command());
         assert_eq!(sha[0], b"EVALSHA");
         assert_eq!(sha[1], S.sha1().as_bytes());
