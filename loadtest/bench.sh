@@ -17,6 +17,8 @@
 #                under run 3's latency (a shared two-core VM stalls for milliseconds);
 #                for both, how long each process waited for a core (crowding, below);
 #                runs 3 and 3b alternate --rounds times, and each p99 is the median;
+#      3c.       tollgate open loop at 25 % and 37.5 % of the peak, one round each: how
+#                the p99 grows with the load (printed, not in the RESULT line);
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
 #                `api_key` descriptors, so each is the same plan check as in run 2;
@@ -49,7 +51,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -211,6 +213,23 @@ P99_HALF_CEILING=$(median <<<"$CEILING_P99S")
 HALF_LINE=${HALF_LINES[$(nearest "$HALF_P99S" "$P99_HALF")]}
 HALF_CEILING=${HALF_CEILING_LINES[$(nearest "$CEILING_P99S" "$P99_HALF_CEILING")]}
 
+# 3c. How the tail grows with the load: one open-loop round each at a quarter and three
+# eighths of the peak. An open loop wakes each process once per message where the closed
+# loop's callers batch, and on a VM every wake-up is dear: near half the peak the three
+# processes fill most of the two cores (docs/benchmarks.md, 5 December). These rounds show
+# up to which rate the p99 bar holds on this host, the figure capacity planning needs.
+LOAD_LINES=()
+for share in 25 37.5; do
+  RATE=$(awk -v t="$PEAK_TPUT" -v s="$share" 'BEGIN { printf "%.0f", t * s / 100 }')
+  echo
+  echo "==> 3c. tollgate CheckQuota, open loop at $share % of the peak ($RATE checks/s)"
+  crowding "$WORK/load-$share.out" "$RATE" tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
+    timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
+    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$RATE"
+  LOAD=$(summary grpc <"$WORK/load-$share.out")
+  LOAD_LINES+=("$share % $(field "$LOAD" throughput | cut -d. -f1)/s $(field "$LOAD" p99_ms) ms")
+done
+
 echo
 echo "==> 4. tollgate CheckQuota, one abusive key at ${HOT_FACTOR}x the traffic of all others"
 timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
@@ -252,6 +271,7 @@ printf '  tollgate peak (closed loop)      %10.0f checks/s  p50 %s ms  p99 %s ms
 echo "  rounds at half peak: tollgate p99s ${HALF_P99S//$'\n'/ } ms (median $P99_HALF); ceiling p99s ${CEILING_P99S//$'\n'/ } ms (median $P99_HALF_CEILING)"
 printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  (p99 from actual send %s ms)\n' \
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$(field "$HALF_LINE" p99_ms)" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
+echo "  tollgate p99 by load (open): ${LOAD_LINES[0]}, ${LOAD_LINES[1]}, 50 % $HALF/s $P99_HALF ms (median)"
 printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
 printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
