@@ -152,6 +152,14 @@ crowding() {
     'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
 }
 
+# tollgate_open OUT RATE: tollgate CheckQuota open loop at RATE checks/s, up to 1000 in
+# flight, with how the scheduler treated tollgate and Redis (crowding); output to OUT.
+tollgate_open() {
+  crowding "$1" "$2" tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
+    timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
+    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2"
+}
+
 RATIOS=()
 CEILINGS=()
 PEAK_LINES=()
@@ -193,9 +201,7 @@ HALF_CEILING_LINES=()
 for round in $(seq "$ROUNDS"); do
   echo
   echo "==> 3. tollgate CheckQuota, open loop at half the peak ($HALF checks/s, round $round of $ROUNDS)"
-  crowding "$WORK/half-$round.out" "$HALF" tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
-    timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
-    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF"
+  tollgate_open "$WORK/half-$round.out" "$HALF"
   HALF_LINES+=("$(summary grpc <"$WORK/half-$round.out")")
 
   echo
@@ -223,9 +229,7 @@ for share in 25 37.5; do
   RATE=$(awk -v t="$PEAK_TPUT" -v s="$share" 'BEGIN { printf "%.0f", t * s / 100 }')
   echo
   echo "==> 3c. tollgate CheckQuota, open loop at $share % of the peak ($RATE checks/s)"
-  crowding "$WORK/load-$share.out" "$RATE" tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
-    timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
-    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$RATE"
+  tollgate_open "$WORK/load-$share.out" "$RATE"
   LOAD=$(summary grpc <"$WORK/load-$share.out")
   LOAD_LINES+=("$share % $(field "$LOAD" throughput | cut -d. -f1)/s $(field "$LOAD" p99_ms) ms")
 done
