@@ -263,6 +263,7 @@ fn binary_and_scripts() {
         "soak.sh",
         "common.sh",
         "oha.sh",
+        "sched_waits.sh",
         "k6/envoy_proto_dir.sh",
     ] {
         let status = Command::new("bash")
@@ -271,5 +272,47 @@ fn binary_and_scripts() {
             .status()
             .unwrap();
         assert!(status.success(), "bash -n {script}");
+    }
+}
+
+/// sched_waits.py reads a perf scheduler trace: one preemption that waits 3 ms behind Redis
+/// while the other core idles half of it, and one wake-up that waits 50 us.
+#[test]
+fn sched_waits_reads_a_trace() {
+    let trace = "\
+ tollgate 100/100 [000] 10.000000: sched:sched_switch: prev_comm=tollgate prev_pid=100 prev_prio=120 prev_state=R ==> next_comm=redis-server next_pid=200 next_prio=120
+ other 300/300 [001] 10.000500: sched:sched_switch: prev_comm=other prev_pid=300 prev_prio=120 prev_state=S ==> next_comm=swapper/1 next_pid=0 next_prio=120
+ swapper 0/0 [001] 10.002000: sched:sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=other next_pid=300 next_prio=120
+ redis-server 200/200 [000] 10.003000: sched:sched_switch: prev_comm=redis-server prev_pid=200 prev_prio=120 prev_state=S ==> next_comm=tollgate next_pid=100 next_prio=120
+ tollgate 100/100 [000] 10.004000: sched:sched_switch: prev_comm=tollgate prev_pid=100 prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120
+ other 300/300 [001] 10.005000: sched:sched_waking: comm=tollgate pid=100 prio=120 target_cpu=000
+ swapper 0/0 [000] 10.005050: sched:sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=tollgate next_pid=100 next_prio=120
+";
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/sched_waits.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args(["1", "tollgate=100"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the README's set-up installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(trace.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for expected in [
+        "preempted 1, slept 1; 2 waits for a core",
+        "mean 1525 us, over 200 us 1, over 1 ms 1, longest 3.00 ms",
+        "3.0 ms in waits over 1 ms (0.3 % of 1 s)",
+        "the other cores were idle 50 % of the time",
+        "handed back by redis-server 1x",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""loadtest/sched_waits.py: how long named threads waited for a core, from a scheduler trace.
+
+Reads `perf script -F comm,tid,pid,cpu,time,event,trace` output of a `perf sched record -a`
+on standard input. For each thread named on the command line (NAME=TID) it prints how often
+it was switched out while still runnable (preempted) or asleep, and each wait from runnable
+(woken, or preempted) to running again: the mean, how many passed 200 us and 1 ms, the
+longest, and the time spent in waits over 1 ms. For those long waits it also prints what
+held the core the thread waited for, and how much of the wait the other cores spent idle:
+a long wait beside an idle core is the scheduler's placement, not a lack of CPU.
+
+Usage: perf script ... | sched_waits.py SECONDS NAME=TID [NAME=TID ...]
+"""
+
+import re
+import sys
+from collections import Counter, defaultdict
+
+LINE = re.compile(r"\[(\d+)\]\s+(\d+\.\d+):\s+sched:(\w+):\s*(.*)$")
+FIELD = re.compile(r"(\w+)=(\S+)")
+LONG_S = 0.001
+MID_S = 0.0002
+
+
+class Thread:
+    """One watched thread's waits."""
+
+    def __init__(self, name):
+        self.name = name
+        self.preempted = 0
+        self.slept = 0
+        self.runnable_since = None
+        self.waits = []  # (seconds, start, cpu it ran on, what ran there before it)
+
+
+def fields(text):
+    return dict(FIELD.findall(text))
+
+
+def idle_overlap(intervals, start, end):
+    total = 0.0
+    for a, b in intervals:
+        if b <= start or a >= end:
+            continue
+        total += min(b, end) - max(a, start)
+    return total
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write(__doc__)
+        return 2
+    seconds = float(argv[1])
+    watched = {}
+    for spec in argv[2:]:
+        name, _, tid = spec.partition("=")
+        if not tid.isdigit():
+            sys.stderr.write(f"sched_waits.py: {spec!r} is not NAME=TID\n")
+            return 2
+        watched[tid] = Thread(name)
+    idle = defaultdict(list)  # cpu -> [(from, to)]
+    idle_since = {}
+    cpus = set()
+    for line in sys.stdin:
+        m = LINE.search(line)
+        if not m:
+            continue
+        cpu, t, event, rest = int(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
+        cpus.add(cpu)
+        f = fields(rest)
+        if event == "sched_waking":
+            th = watched.get(f.get("pid"))
+            if th and th.runnable_since is None:
+                th.runnable_since = t
+        elif event == "sched_switch":
+            prev, nxt = f.get("prev_pid"), f.get("next_pid")
+            if nxt == "0":
+                idle_since[cpu] = t
+            if prev == "0" and cpu in idle_since:
+                idle[cpu].append((idle_since.pop(cpu), t))
+            th = watched.get(prev)
+            if th:
+                if f.get("prev_state", "").startswith("R"):
+                    th.preempted += 1
+                    th.runnable_since = t
+                else:
+                    th.slept += 1
+                    th.runnable_since = None
+            th = watched.get(nxt)
+            if th and th.runnable_since is not None:
+                th.waits.append((t - th.runnable_since, th.runnable_since, cpu, f.get("prev_comm", "?")))
+                th.runnable_since = None
+    for th in watched.values():
+        waits = [w[0] for w in th.waits]
+        if not waits:
+            print(f"  {th.name:<15} no waits seen (is the TID right?)")
+            continue
+        long_waits = [w for w in th.waits if w[0] > LONG_S]
+        long_total = sum(w[0] for w in long_waits)
+        print(
+            f"  {th.name:<15} preempted {th.preempted}, slept {th.slept}; {len(waits)} waits for a core: "
+            f"mean {sum(waits) / len(waits) * 1e6:.0f} us, over 200 us {sum(w > MID_S for w in waits)}, "
+            f"over 1 ms {len(long_waits)}, longest {max(waits) * 1e3:.2f} ms; "
+            f"{long_total * 1e3:.1f} ms in waits over 1 ms ({long_total / seconds * 100:.1f} % of {seconds:g} s)"
+        )
+        if long_waits:
+            spare = sum(
+                idle_overlap(idle[c], start, start + w)
+                for w, start, cpu, _ in long_waits
+                for c in cpus
+                if c != cpu
+            )
+            behind = Counter(holder for _, _, _, holder in long_waits)
+            print(
+                f"  {'':<15} in those waits the other cores were idle {spare / long_total * 100:.0f} % of the time; "
+                "the core was handed back by " + ", ".join(f"{n} {c}x" for n, c in behind.most_common())
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
