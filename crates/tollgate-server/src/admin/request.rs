@@ -6,13 +6,18 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use serde::de::DeserializeOwned;
 
-/// Parses a JSON body; an empty body reads as `{}`.
+/// Parses a JSON object body; an empty body reads as `{}`.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
+    // serde reads a struct from a JSON array too, field by field in order, so `[]` would
+    // pass as `{}`: every body of this API is an object, and anything else is refused.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AdminError::bad("malformed JSON body: expected an object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let at = e.path().to_string();
@@ -167,6 +172,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("malformed JSON"));
+        for not_an_object in [&b"[]"[..], b" [7]", b"null", b"3", b"\"n\""] {
+            let e = json_body::<B>(not_an_object).unwrap_err().to_string();
+            assert!(e.contains("expected an object"), "{e}");
+        }
         assert!(params(&[("f", "TRUE")]).flag("f", false).unwrap());
         assert!(params(&[("f", "yes")]).flag("f", false).is_err());
     }
