@@ -3,7 +3,9 @@
 //! values (`--keep-key-values`) and the caller asks with `includeValue(s)=true`.
 
 use super::error::{AdminError, ErrorBody};
-use super::model::{key_to_dto, ApiKeyDto, ApiKeyIds, ApiKeys, CreateApiKeyRequest, PatchRequest};
+use super::model::{
+    key_to_dto, ApiKeyDto, ApiKeyIds, ApiKeys, CreateApiKeyRequest, CreatedApiKeys, PatchRequest,
+};
 use super::request::{json_body, paginate, path, Params};
 use super::{import, new_id, new_key_value, now_s, patch, AdminState};
 use axum::body::Bytes;
@@ -60,11 +62,11 @@ pub fn new_record(
 
 /// Creates an API key, or with `mode=import&format=csv` imports keys from CSV.
 #[utoipa::path(post, path = "/apikeys", tag = "API keys",
-    params(("mode" = Option<String>, Query, description = "`import` to import CSV (see ImportApiKeys)"),
-           ("format" = Option<String>, Query, description = "`csv` (with mode=import)"),
+    params(("mode" = Option<String>, Query, pattern = "^import$", description = "`import` to import CSV (see ImportApiKeys)"),
+           ("format" = Option<String>, Query, pattern = "^csv$", description = "`csv` (with mode=import)"),
            ("failonwarnings" = Option<bool>, Query, description = "with mode=import: refuse the whole file if any row is bad")),
     request_body(content = CreateApiKeyRequest, description = "JSON key, or with mode=import a CSV file with the columns Name, Key, Description, Enabled, UsagePlanIds"),
-    responses((status = 201, body = ApiKeyDto), (status = 201, body = ApiKeyIds, description = "import"),
+    responses((status = 201, body = CreatedApiKeys, description = "the key, or with mode=import the ids imported"),
               (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[instrument(skip_all, fields(key_id, mode))]
 pub async fn create_or_import(
@@ -115,7 +117,7 @@ pub async fn create_or_import(
     params(("name" = Option<String>, Query, description = "name prefix (AWS nameQuery)"),
            ("customerId" = Option<String>, Query),
            ("includeValues" = Option<bool>, Query, description = "include kept values"),
-           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = ApiKeys), (status = 400, body = ErrorBody)))]
 #[instrument(skip_all)]
 pub async fn list(
@@ -146,7 +148,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/apikeys/{api_Key}", tag = "API keys",
     params(("api_Key" = String, Path, description = "the key's id"),
            ("includeValue" = Option<bool>, Query, description = "include the kept value")),
-    responses((status = 200, body = ApiKeyDto), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ApiKeyDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[instrument(skip_all, fields(key_id))]
 pub async fn get(
     State(s): State<Arc<AdminState>>,

@@ -18,9 +18,11 @@ use utoipa::ToSchema;
 pub struct ThrottleSettings {
     /// Requests that may pass at once from idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64, required = true, minimum = 0)]
     pub burst_limit: Option<i64>,
     /// Requests per second (fractional allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = f64, required = true)]
     pub rate_limit: Option<f64>,
 }
 
@@ -30,12 +32,15 @@ pub struct ThrottleSettings {
 pub struct QuotaSettings {
     /// Requests allowed per period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64, required = true, minimum = 0)]
     pub limit: Option<i64>,
-    /// Requests subtracted from the limit in the first period.
+    /// Requests subtracted from the limit in the first period (below the limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub offset: Option<i64>,
     /// `DAY`, `WEEK` or `MONTH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true, pattern = "^(DAY|WEEK|MONTH)$")]
     pub period: Option<String>,
 }
 
@@ -45,9 +50,11 @@ pub struct QuotaSettings {
 pub struct ApiStageDto {
     /// The API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub api_id: Option<String>,
     /// The stage of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub stage: Option<String>,
     /// Per-method throttles keyed by `"/resource/METHOD"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +67,7 @@ pub struct ApiStageDto {
 pub struct CreateUsagePlanRequest {
     /// Display name (required).
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub name: Option<String>,
     /// Free text.
     #[serde(default)]
@@ -130,6 +138,7 @@ pub struct CreateApiKeyRequest {
     pub generate_distinct_id: Option<bool>,
     /// The value (20 to 128 printable characters); generated (40 characters) when absent.
     #[serde(default)]
+    #[schema(value_type = String, min_length = 20, max_length = 128, pattern = "^[\\x21-\\x7e]+$")]
     pub value: Option<String>,
     /// The customer (AWS Marketplace customer id).
     #[serde(default)]
@@ -203,12 +212,26 @@ pub struct ApiKeyIds {
     pub warnings: Vec<String>,
 }
 
+/// What `POST /apikeys` answers (documentation only): the key, or with `mode=import` the
+/// ids of the keys imported. One 201 with either shape, since a document holds one response
+/// per status.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreatedApiKeys {
+    /// A key created from JSON.
+    Key(ApiKeyDto),
+    /// Keys imported from CSV.
+    Import(ApiKeyIds),
+}
+
 /// One JSON-Patch-like operation (`PatchOperation`).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct PatchOperation {
     /// `add`, `remove` or `replace`.
+    #[schema(value_type = String, required = true, pattern = "^(add|remove|replace)$")]
     pub op: Option<String>,
     /// The field, e.g. `/quota/limit`.
+    #[schema(value_type = String, required = true, pattern = "^/")]
     pub path: Option<String>,
     /// The new value, always a string.
     #[serde(default)]
@@ -233,9 +256,11 @@ pub struct PatchRequest {
 pub struct CreateUsagePlanKeyRequest {
     /// The API key's id.
     #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub key_id: Option<String>,
     /// Must be `API_KEY`.
     #[serde(default)]
+    #[schema(value_type = String, required = true, pattern = "^API_KEY$")]
     pub key_type: Option<String>,
 }
 

@@ -23,11 +23,11 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         ErrorBody, ThrottleSettings, QuotaSettings, ApiStageDto, CreateUsagePlanRequest,
-        UsagePlanDto, UsagePlans, CreateApiKeyRequest, ApiKeyDto, ApiKeys, ApiKeyIds,
+        UsagePlanDto, UsagePlans, CreateApiKeyRequest, ApiKeyDto, ApiKeys, ApiKeyIds, CreatedApiKeys,
         PatchOperation, PatchRequest, CreateUsagePlanKeyRequest, UsagePlanKeyDto,
         UsagePlanKeys, UsageDto,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &OptionalBodies),
     security(("bearer" = []), ("sigv4" = [])),
 )]
 pub struct ApiDoc;
@@ -50,6 +50,34 @@ impl Modify for Security {
                 ),
             )),
         );
+    }
+}
+
+/// Marks the bodies the server reads as `{}` when absent (`request::json_body`) as optional,
+/// as AWS takes them: creating a key with no fields, or a PATCH with no operations. utoipa
+/// would otherwise call every body required, and `Option<T>` would also allow a JSON `null`.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Required;
+        let ops = [
+            ("/apikeys", "post"),
+            ("/apikeys/{api_Key}", "patch"),
+            ("/usageplans/{usageplanId}", "patch"),
+        ];
+        for (path, method) in ops {
+            let Some(item) = openapi.paths.paths.get_mut(path) else {
+                continue;
+            };
+            let op = match method {
+                "post" => item.post.as_mut(),
+                _ => item.patch.as_mut(),
+            };
+            if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
+                body.required = Some(Required::False);
+            }
+        }
     }
 }
 
@@ -103,5 +131,73 @@ mod tests {
         assert!(schemas["UsageDto"]["properties"]["values"].is_object());
         assert!(schemas["ApiKeyDto"]["properties"]["createdDate"].is_object());
         assert!(doc["components"]["securitySchemes"]["sigv4"].is_object());
+    }
+
+    /// The document states the rules the handlers enforce, so a client generated from it
+    /// sends what the server takes.
+    #[test]
+    fn document_states_the_handlers_rules() {
+        use crate::admin::request::MAX_LIMIT;
+        use tollgate_core::apikey::{MAX_KEY_LEN, MIN_KEY_LEN};
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        for path in [
+            "/apikeys",
+            "/usageplans",
+            "/usageplans/{usageplanId}/keys",
+            "/usageplans/{usageplanId}/usage",
+        ] {
+            let params = op(path, "get")["parameters"].as_array().unwrap().clone();
+            let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+            assert_eq!(limit["schema"]["minimum"], 1, "{path}");
+            assert_eq!(limit["schema"]["maximum"], MAX_LIMIT, "{path}");
+            assert!(op(path, "get")["responses"]["400"].is_object(), "{path}");
+        }
+        // One 201 with either shape: a key, or the ids of an import.
+        let created = &op("/apikeys", "post")["responses"]["201"]["content"]["application/json"];
+        assert_eq!(
+            created["schema"]["$ref"],
+            "#/components/schemas/CreatedApiKeys"
+        );
+        let shapes = &doc["components"]["schemas"]["CreatedApiKeys"]["oneOf"];
+        assert_eq!(shapes.as_array().map(Vec::len), Some(2));
+        // The export answers JSON or CSV under the one 200.
+        let export = &op("/usageplans/{usageplanId}/usage/export", "get")["responses"]["200"];
+        assert!(export["content"]["application/json"].is_object());
+        assert!(export["content"]["text/csv"].is_object());
+        // Bodies read as {} when absent are optional; the others are required.
+        for (path, method, required) in [
+            ("/apikeys", "post", false),
+            ("/apikeys/{api_Key}", "patch", false),
+            ("/usageplans/{usageplanId}", "patch", false),
+            ("/usageplans", "post", true),
+        ] {
+            assert_eq!(
+                op(path, method)["requestBody"]["required"],
+                required,
+                "{method} {path}"
+            );
+        }
+        let schemas = &doc["components"]["schemas"];
+        let value = &schemas["CreateApiKeyRequest"]["properties"]["value"];
+        assert_eq!(value["minLength"], MIN_KEY_LEN);
+        assert_eq!(value["maxLength"], MAX_KEY_LEN);
+        for (schema, fields) in [
+            ("CreateUsagePlanRequest", &["name"][..]),
+            ("CreateUsagePlanKeyRequest", &["keyId", "keyType"]),
+            ("PatchOperation", &["op", "path"]),
+            ("QuotaSettings", &["limit", "period"]),
+            ("ThrottleSettings", &["burstLimit", "rateLimit"]),
+            ("ApiStageDto", &["apiId", "stage"]),
+        ] {
+            let required = schemas[schema]["required"].as_array().unwrap();
+            for f in fields {
+                assert!(required.iter().any(|r| r == f), "{schema}.{f} required");
+            }
+        }
+        assert_eq!(
+            schemas["QuotaSettings"]["properties"]["period"]["pattern"],
+            "^(DAY|WEEK|MONTH)$"
+        );
     }
 }

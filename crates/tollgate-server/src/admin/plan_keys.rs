@@ -79,8 +79,8 @@ pub async fn create(
 /// Lists the keys of a usage plan, optionally by name prefix.
 #[utoipa::path(get, path = "/usageplans/{usageplanId}/keys", tag = "usage plan keys",
     params(("usageplanId" = String, Path), ("name" = Option<String>, Query, description = "name prefix"),
-           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = UsagePlanKeys), (status = 404, body = ErrorBody)))]
+           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
+    responses((status = 200, body = UsagePlanKeys), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[instrument(skip_all, fields(plan_id))]
 pub async fn list(
     State(s): State<Arc<AdminState>>,

@@ -55,7 +55,7 @@ pub async fn create(
 /// Lists usage plans, optionally only those holding API key `keyId`.
 #[utoipa::path(get, path = "/usageplans", tag = "usage plans",
     params(("keyId" = Option<String>, Query, description = "only plans holding this key"),
-           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = UsagePlans), (status = 400, body = ErrorBody)))]
 #[instrument(skip_all)]
 pub async fn list(

@@ -207,10 +207,10 @@ async fn values(
 /// Usage of a plan's keys per day.
 #[utoipa::path(get, path = "/usageplans/{usageplanId}/usage", tag = "usage",
     params(("usageplanId" = String, Path),
-           ("startDate" = String, Query, description = "first day, YYYY-MM-DD (UTC)"),
-           ("endDate" = String, Query, description = "last day, YYYY-MM-DD (UTC)"),
+           ("startDate" = String, Query, format = Date, description = "first day, YYYY-MM-DD (UTC)"),
+           ("endDate" = String, Query, format = Date, description = "last day, YYYY-MM-DD (UTC)"),
            ("keyId" = Option<String>, Query, description = "only this key"),
-           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query, description = "keys per page")),
+           ("position" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "keys per page")),
     responses((status = 200, body = UsageDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[instrument(skip_all, fields(plan_id))]
 pub async fn get(
@@ -235,11 +235,11 @@ pub async fn get(
 /// (`keyId,keyName,date,used,remaining`).
 #[utoipa::path(get, path = "/usageplans/{usageplanId}/usage/export", tag = "usage",
     params(("usageplanId" = String, Path),
-           ("startDate" = String, Query), ("endDate" = String, Query),
+           ("startDate" = String, Query, format = Date), ("endDate" = String, Query, format = Date),
            ("keyId" = Option<String>, Query),
-           ("format" = Option<String>, Query, description = "json (default) or csv")),
-    responses((status = 200, body = UsageDto, description = "format=json"),
-              (status = 200, content_type = "text/csv", body = String, description = "format=csv"),
+           ("format" = Option<String>, Query, pattern = "^(json|csv)$", description = "json (default) or csv")),
+    responses((status = 200, description = "JSON with format=json (the default), CSV with format=csv",
+               content((UsageDto = "application/json"), (String = "text/csv"))),
               (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[instrument(skip_all, fields(plan_id, format))]
 pub async fn export(
