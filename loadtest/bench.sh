@@ -63,23 +63,13 @@ require redis-server redis-cli:redis-tools
 build_release
 
 start_redis
-GRPC_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-
-
-"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
 mkdir "$WORK/rls"
 "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 # One thread (tokio's current-thread scheduler): Redis (a full core at the ceiling) and the
 # load generator share the two cores, and one tollgate thread served more checks/s than one
 # per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
 # tollgate with Redis would pick.
-RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
-  --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}" \
-  --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
-TOLLGATE_PID=$!
-PIDS+=("$TOLLGATE_PID")
-wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+start_tollgate --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}"
 
 report_host
 echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"

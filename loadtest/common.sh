@@ -69,6 +69,21 @@ start_redis() {
   wait_for 60 redis-cli -p "$REDIS_PORT" ping || { cat "$WORK/redis.log"; exit 1; }
 }
 
+# Starts the release tollgate on $REDIS_URL with `tollgate-loadgen gen-config`'s $KEYS keys
+# (the config in $WORK), on free loopback ports, and waits until it answers; sets GRPC_PORT,
+# HTTP_PORT and TOLLGATE_PID. Arguments go to `tollgate serve` after the common ones
+# (bench.sh: --rls-config, --worker-threads).
+start_tollgate() {
+  GRPC_PORT=$(free_port)
+  HTTP_PORT=$(free_port)
+  "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
+  RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
+    --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "$@" >"$WORK/tollgate.log" 2>&1 &
+  TOLLGATE_PID=$!
+  PIDS+=("$TOLLGATE_PID")
+  wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+}
+
 healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
   (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ')
 }

@@ -52,15 +52,7 @@ if ((CEILING)); then
   LOAD_PID=$!
   WATCH=("redis-server=$REDIS_PID" "tollgate-loadgen=$LOAD_PID")
 else
-  GRPC_PORT=$(free_port)
-  HTTP_PORT=$(free_port)
-  "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
-  RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
-    --worker-threads 1 --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" \
-    >"$WORK/tollgate.log" 2>&1 &
-  TOLLGATE_PID=$!
-  PIDS+=("$TOLLGATE_PID")
-  wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+  start_tollgate --worker-threads 1
   "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$RATE" >"$WORK/load.out" 2>&1 &
   LOAD_PID=$!

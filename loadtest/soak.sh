@@ -34,14 +34,7 @@ require redis-server redis-cli:redis-tools
 build_release
 
 start_redis
-GRPC_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-"$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
-RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "redis://127.0.0.1:$REDIS_PORT/" \
-  --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" >"$WORK/tollgate.log" 2>&1 &
-TOLLGATE_PID=$!
-PIDS+=("$TOLLGATE_PID")
-wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
+start_tollgate
 
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$TOLLGATE_PID/status"; }
 
