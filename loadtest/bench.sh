@@ -17,8 +17,9 @@
 #                under run 3's latency (a shared two-core VM stalls for milliseconds);
 #                for both, how long each process waited for a core (crowding, below);
 #                runs 3 and 3b alternate --rounds times, and each p99 is the median;
-#      3c.       tollgate open loop at 25 % and 37.5 % of the peak, one round each: how
-#                the p99 grows with the load (printed, not in the RESULT line);
+#      3c.       tollgate open loop at 25 % and 37.5 % of the peak, one round each, each
+#                followed by the ceiling open loop at the same rate: how the p99 grows
+#                with the load, with and without tollgate (printed, not in the RESULT line);
 #   4. hot key   closed loop where one abusive key sends 100x the traffic of all others;
 #   5. rls       Envoy RLS ShouldRateLimit closed loop, C callers, the same keys as
 #                `api_key` descriptors, so each is the same plan check as in run 2;
@@ -51,7 +52,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -150,6 +151,14 @@ tollgate_open() {
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2"
 }
 
+# ceiling_open OUT RATE: check.lua straight on Redis, open loop at RATE checks/s over $CONC
+# connections, up to 1000 in flight, with how the scheduler treated Redis; output to OUT.
+ceiling_open() {
+  crowding "$1" "$2" redis="$REDIS_PID" -- \
+    timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
+    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2" --pipeline 0
+}
+
 RATIOS=()
 CEILINGS=()
 PEAK_LINES=()
@@ -196,9 +205,7 @@ for round in $(seq "$ROUNDS"); do
 
   echo
   echo "==> 3b. the ceiling, open loop at the same rate (Redis alone: the floor under run 3's latency; round $round of $ROUNDS)"
-  crowding "$WORK/half-ceiling-$round.out" "$HALF" redis="$REDIS_PID" -- \
-    timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
-    -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$HALF" --pipeline 0
+  ceiling_open "$WORK/half-ceiling-$round.out" "$HALF"
   HALF_CEILING_LINES+=("$(summary ceiling <"$WORK/half-ceiling-$round.out")")
 done
 HALF_P99S=$(for line in "${HALF_LINES[@]}"; do field "$line" p99_ms; done)
@@ -210,11 +217,14 @@ HALF_LINE=${HALF_LINES[$(nearest "$HALF_P99S" "$P99_HALF")]}
 HALF_CEILING=${HALF_CEILING_LINES[$(nearest "$CEILING_P99S" "$P99_HALF_CEILING")]}
 
 # 3c. How the tail grows with the load: one open-loop round each at a quarter and three
-# eighths of the peak. An open loop wakes each process once per message where the closed
-# loop's callers batch, and on a VM every wake-up is dear: near half the peak the three
-# processes fill most of the two cores (docs/benchmarks.md, 5 December). These rounds show
-# up to which rate the p99 bar holds on this host, the figure capacity planning needs.
+# eighths of the peak, tollgate and then the ceiling at the same rate. An open loop wakes
+# each process once per message where the closed loop's callers batch, and on a VM every
+# wake-up is dear: near half the peak the three processes fill most of the two cores
+# (docs/benchmarks.md, 5 December). These rounds show up to which rate the p99 bar holds on
+# this host, the figure capacity planning needs, and, beside each, what Redis alone gives
+# at that rate: the part of the tail that is the host's, not tollgate's.
 LOAD_LINES=()
+LOAD_CEILING_LINES=()
 for share in 25 37.5; do
   RATE=$(awk -v t="$PEAK_TPUT" -v s="$share" 'BEGIN { printf "%.0f", t * s / 100 }')
   echo
@@ -222,6 +232,11 @@ for share in 25 37.5; do
   tollgate_open "$WORK/load-$share.out" "$RATE"
   LOAD=$(summary grpc <"$WORK/load-$share.out")
   LOAD_LINES+=("$share % $(field "$LOAD" throughput | cut -d. -f1)/s $(field "$LOAD" p99_ms) ms")
+  echo
+  echo "==> 3c. the ceiling, open loop at $share % of the peak ($RATE checks/s)"
+  ceiling_open "$WORK/load-ceiling-$share.out" "$RATE"
+  LOAD=$(summary ceiling <"$WORK/load-ceiling-$share.out")
+  LOAD_CEILING_LINES+=("$share % $(field "$LOAD" p99_ms) ms")
 done
 
 echo
@@ -266,6 +281,7 @@ echo "  rounds at half peak: tollgate p99s ${HALF_P99S//$'\n'/ } ms (median $P99
 printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms  (p99 from actual send %s ms)\n' \
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$(field "$HALF_LINE" p99_ms)" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
 echo "  tollgate p99 by load (open): ${LOAD_LINES[0]}, ${LOAD_LINES[1]}, 50 % $HALF/s $P99_HALF ms (median)"
+echo "  ceiling p99 by load (open):  ${LOAD_CEILING_LINES[0]}, ${LOAD_CEILING_LINES[1]}, 50 % $P99_HALF_CEILING ms (median)"
 printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
 printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
