@@ -35,6 +35,8 @@
 # Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS] [--rounds N]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys, one round)
 #   --rounds  ceiling/peak pairs, and half-peak pairs, to alternate (default 3)
+# Environment: TOLLGATE_WORKER_THREADS (default 1) and TOLLGATE_SCHEDULING (batch, the
+# default, or normal): how tollgate runs beside Redis on the same cores (see below).
 # Needs redis-server and cargo (see the README's set-up); uses only 127.0.0.1; every run is
 # bounded in time, and everything it started or wrote is removed when it exits.
 set -euo pipefail
@@ -52,7 +54,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +62,7 @@ done
 cd "$(dirname "$0")/.."
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
-require redis-server redis-cli:redis-tools
+require redis-server redis-cli:redis-tools chrt:util-linux
 build_release
 
 start_redis
@@ -69,8 +71,18 @@ mkdir "$WORK/rls"
 # One thread (tokio's current-thread scheduler): Redis (a full core at the ceiling) and the
 # load generator share the two cores, and one tollgate thread served more checks/s than one
 # per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
-# tollgate with Redis would pick.
+# tollgate with Redis would pick. So is the kernel's SCHED_BATCH policy for tollgate (chrt,
+# util-linux; systemd's CPUSchedulingPolicy=batch): tollgate's wake-ups then stop preempting
+# Redis mid-reply on a shared core, which in A/B rounds gave 7 % more checks/s and half the
+# median p99 at 43-48 % of the peak (docs/benchmarks.md, 6 December).
+# TOLLGATE_SCHEDULING=normal runs it under the default policy instead.
+case "${TOLLGATE_SCHEDULING:-batch}" in
+  batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
+  normal) TOLLGATE_LAUNCH=() ;;
+  *) echo "bench.sh: TOLLGATE_SCHEDULING must be batch or normal" >&2; exit 2 ;;
+esac
 start_tollgate --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}"
+echo "==> tollgate: $(chrt -p "$TOLLGATE_PID" | sed -n '1s/.*: //p'), ${TOLLGATE_WORKER_THREADS:-1} worker thread(s)"
 
 report_host
 echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"

@@ -72,12 +72,14 @@ start_redis() {
 # Starts the release tollgate on $REDIS_URL with `tollgate-loadgen gen-config`'s $KEYS keys
 # (the config in $WORK), on free loopback ports, and waits until it answers; sets GRPC_PORT,
 # HTTP_PORT and TOLLGATE_PID. Arguments go to `tollgate serve` after the common ones
-# (bench.sh: --rls-config, --worker-threads).
+# (bench.sh: --rls-config, --worker-threads). TOLLGATE_LAUNCH, an array, is a command that
+# execs it (bench.sh: chrt), so TOLLGATE_PID is still tollgate's own.
+TOLLGATE_LAUNCH=()
 start_tollgate() {
   GRPC_PORT=$(free_port)
   HTTP_PORT=$(free_port)
   "$LOADGEN" gen-config --keys "$KEYS" >"$WORK/tollgate.yaml"
-  RUST_LOG=warn "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
+  RUST_LOG=warn "${TOLLGATE_LAUNCH[@]}" "$TOLLGATE" serve --config "$WORK/tollgate.yaml" --redis-url "$REDIS_URL" \
     --grpc-addr "127.0.0.1:$GRPC_PORT" --http-addr "127.0.0.1:$HTTP_PORT" "$@" >"$WORK/tollgate.log" 2>&1 &
   TOLLGATE_PID=$!
   PIDS+=("$TOLLGATE_PID")
