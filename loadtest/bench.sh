@@ -73,8 +73,8 @@ mkdir "$WORK/rls"
 # per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
 # tollgate with Redis would pick. So is the kernel's SCHED_BATCH policy for tollgate (chrt,
 # util-linux; systemd's CPUSchedulingPolicy=batch): tollgate's wake-ups then stop preempting
-# Redis mid-reply on a shared core, which in A/B rounds gave 7 % more checks/s and half the
-# median p99 at 43-48 % of the peak (docs/benchmarks.md, 6 December).
+# Redis mid-reply on a shared core, which in A/B rounds gave 7 % more checks/s and a lower
+# p99 at 43-48 % of the peak in 13 of 16 pairs (docs/benchmarks.md, 6 December).
 # TOLLGATE_SCHEDULING=normal runs it under the default policy instead.
 case "${TOLLGATE_SCHEDULING:-batch}" in
   batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
