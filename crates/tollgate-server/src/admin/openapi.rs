@@ -60,20 +60,18 @@ struct OptionalBodies;
 
 impl Modify for OptionalBodies {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, PathItem};
         use utoipa::openapi::Required;
+        type Pick = fn(&mut PathItem) -> Option<&mut Operation>;
+        let post: Pick = |item| item.post.as_mut();
+        let patch: Pick = |item| item.patch.as_mut();
         let ops = [
-            ("/apikeys", "post"),
-            ("/apikeys/{api_Key}", "patch"),
-            ("/usageplans/{usageplanId}", "patch"),
+            ("/apikeys", post),
+            ("/apikeys/{api_Key}", patch),
+            ("/usageplans/{usageplanId}", patch),
         ];
-        for (path, method) in ops {
-            let Some(item) = openapi.paths.paths.get_mut(path) else {
-                continue;
-            };
-            let op = match method {
-                "post" => item.post.as_mut(),
-                _ => item.patch.as_mut(),
-            };
+        for (path, pick) in ops {
+            let op = openapi.paths.paths.get_mut(path).and_then(pick);
             if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
                 body.required = Some(Required::False);
             }
