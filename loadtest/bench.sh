@@ -7,7 +7,8 @@
 # rate-limit config directory (tollgate-loadgen gen-rls-config), then runs back to back:
 #   1. ceiling   check.lua straight on Redis: C callers, one script call per round trip,
 #                the same keys and arguments tollgate sends (and, once, a pipelined figure);
-#   2. peak      tollgate CheckQuota closed loop, C callers, the same keys;
+#   2. peak      tollgate CheckQuota closed loop, C callers, the same keys, with each
+#                process's CPU per check (crowding, below);
 #                runs 1 and 2 alternate --rounds times, and the ratio is the median of the
 #                rounds' ratios: a shared host has slow spells of several seconds, and a
 #                spell that hits only one side of a single pair moves the ratio by 15 %;
@@ -54,7 +55,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,12 +105,15 @@ sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a c
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time, in clock ticks
 
 # crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
-# unmeasured, then DURATION s measured) with its output to OUT and, over DURATION-1 s of the
+# unmeasured, then DURATION s measured; RATE `measured` for a closed loop takes the rate from
+# its SUMMARY line) with its output to OUT and, over DURATION-1 s of the
 # measured part, reads how the scheduler treated each named process and the generator itself
-# (/proc/PID/task/*/schedstat): the share of a core it used, the share of the time it was
-# runnable but waited for a core, and that wait per check at RATE checks/s; also the host's
-# steal time. A latency figure over the bar with large waits here is a crowded host, not a
-# slow program.
+# (/proc/PID/task/*/schedstat): the share of a core it used and that CPU per check at RATE
+# checks/s, the share of the time it was runnable but waited for a core, and that wait per
+# check; also the host's steal time. A latency figure over the bar with large waits here is a
+# crowded host, not a slow program. The CPU per check, read across the loads of runs 3 and
+# 3c, shows what one wake-up costs on this host: where each check arrives alone, each process
+# pays a wake-up for it, which on a small VM can cost more than the check's own work.
 crowding() {
   local out=$1 rate=$2
   shift 2
@@ -137,6 +141,7 @@ crowding() {
   wait "$runner" || rc=$?
   cat "$out"
   ((rc == 0)) || return "$rc"
+  [[ $rate != measured ]] || rate=$(field "$(grep '^SUMMARY ' "$out" | tail -1)" throughput)
   echo "  over ${window}s of the run, from /proc/PID/schedstat:"
   for i in "${!pids[@]}"; do
     # Only threads alive at both reads count: one that ended took its counters with it.
@@ -147,13 +152,19 @@ crowding() {
       for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
         run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
       }
-      printf "    %-15s cpu %5.1f %%  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
-        name, 100 * run / s, 100 * wait / s, (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
+      printf "    %-15s cpu %5.1f %% (%5.1f us per check)  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
+        name, 100 * run / s, (rate > 0 ? 1e6 * run / (rate * s) : 0), 100 * wait / s,
+        (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
     }'
-  done
+  done | tee "$out.sched"
   awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
     'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
 }
+
+# cpu_per_check OUT NAME: the CPU per check crowding printed for process NAME in OUT's run
+cpu_per_check() { sed -n "s/^    $2 *cpu *[0-9.]* % ( *\([0-9.]*\) us per check).*/\1/p" "$1.sched" 2>/dev/null; }
+# cpu_line OUT: "tollgate / Redis / load generator" CPU per check in OUT's run, in µs
+cpu_line() { echo "$(cpu_per_check "$1" tollgate) / $(cpu_per_check "$1" redis) / $(cpu_per_check "$1" 'load generator')"; }
 
 # tollgate_open OUT RATE: tollgate CheckQuota open loop at RATE checks/s, up to 1000 in
 # flight, with how the scheduler treated tollgate and Redis (crowding); output to OUT.
@@ -187,8 +198,11 @@ for round in $(seq "$ROUNDS"); do
 
   echo
   echo "==> 2. tollgate CheckQuota, closed loop (peak, round $round of $ROUNDS)"
-  timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
-    "${COMMON[@]}" | tee "$WORK/peak-$round.out"
+  # With the crowding figures, for the CPU per check when callers batch: runs 3 and 3c give
+  # it where each check comes alone.
+  crowding "$WORK/peak-$round.out" measured tollgate="$TOLLGATE_PID" redis="$REDIS_PID" -- \
+    timeout "$LIMIT" "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" --redis-stats "$REDIS_URL" \
+    "${COMMON[@]}"
   ROUND_PEAK=$(summary grpc <"$WORK/peak-$round.out")
   RATIOS+=("$(awk -v a="$(field "$ROUND_PEAK" throughput)" -v b="$(field "$ROUND_CEILING" throughput)" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')")
   echo "==> round $round: ceiling $(field "$ROUND_CEILING" throughput) checks/s, tollgate $(field "$ROUND_PEAK" throughput) checks/s, ratio ${RATIOS[-1]}"
@@ -225,7 +239,8 @@ CEILING_P99S=$(for line in "${HALF_CEILING_LINES[@]}"; do field "$line" p99_ms; 
 P99_HALF=$(median <<<"$HALF_P99S")
 P99_HALF_CEILING=$(median <<<"$CEILING_P99S")
 # The figures below quote the round nearest each median.
-HALF_LINE=${HALF_LINES[$(nearest "$HALF_P99S" "$P99_HALF")]}
+HALF_MID=$(nearest "$HALF_P99S" "$P99_HALF")
+HALF_LINE=${HALF_LINES[$HALF_MID]}
 HALF_CEILING=${HALF_CEILING_LINES[$(nearest "$CEILING_P99S" "$P99_HALF_CEILING")]}
 
 # 3c. How the tail grows with the load: one open-loop round each at a quarter and three
@@ -294,6 +309,7 @@ printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$(field "$HALF_LINE" p99_ms)" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
 echo "  tollgate p99 by load (open): ${LOAD_LINES[0]}, ${LOAD_LINES[1]}, 50 % $HALF/s $P99_HALF ms (median)"
 echo "  ceiling p99 by load (open):  ${LOAD_CEILING_LINES[0]}, ${LOAD_CEILING_LINES[1]}, 50 % $P99_HALF_CEILING ms (median)"
+echo "  CPU per check, tollgate / Redis / load generator (us): closed loop $(cpu_line "$WORK/peak-$((MID + 1)).out"); open 25 % $(cpu_line "$WORK/load-25.out"), 37.5 % $(cpu_line "$WORK/load-37.5.out"), 50 % $(cpu_line "$WORK/half-$((HALF_MID + 1)).out")"
 printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
 printf '  tollgate with a hot key          %10.0f checks/s  hot key %s of %s checks\n' \
