@@ -75,7 +75,8 @@ mkdir "$WORK/rls"
 # tollgate with Redis would pick. So is the kernel's SCHED_BATCH policy for tollgate (chrt,
 # util-linux; systemd's CPUSchedulingPolicy=batch): tollgate's wake-ups then stop preempting
 # Redis mid-reply on a shared core, which in A/B rounds gave 7 % more checks/s and a lower
-# p99 at 43-48 % of the peak in 13 of 16 pairs (docs/benchmarks.md, 6 December).
+# p99 at 25-50 % of the peak in 31 of 48 pairs over two sessions (docs/benchmarks.md,
+# 6 December; whole runs were too few and too spread to confirm the p99).
 # TOLLGATE_SCHEDULING=normal runs it under the default policy instead.
 case "${TOLLGATE_SCHEDULING:-batch}" in
   batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
