@@ -104,6 +104,12 @@ sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a c
     awk -F'[/: ]' '{ printf "%s %s %s %s;", $5, $7, $8, $9 } END { print "" }'
 }
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time, in clock ticks
+# inside_buckets: tollgate's own histogram of gRPC check durations (decoded request to encoded
+# answer, the Redis round trip inside) from /metrics, "<le> <count>;" per bucket
+inside_buckets() {
+  { (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) || true; } |
+    sed -n 's/^tollgate_check_duration_seconds_bucket{protocol="grpc",le="\([^"]*\)"} \([0-9]*\).*/\1 \2;/p' | tr -d '\n'
+}
 
 # crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
 # unmeasured, then DURATION s measured; RATE `measured` for a closed loop takes the rate from
@@ -114,7 +120,10 @@ steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time
 # check; also the host's steal time. A latency figure over the bar with large waits here is a
 # crowded host, not a slow program. The CPU per check, read across the loads of runs 3 and
 # 3c, shows what one wake-up costs on this host: where each check arrives alone, each process
-# pays a wake-up for it, which on a small VM can cost more than the check's own work.
+# pays a wake-up for it, which on a small VM can cost more than the check's own work. Where
+# tollgate is among the processes, the same window of tollgate's own check-duration histogram
+# says how many checks were quick inside tollgate: a slow p99 with those quick is time spent
+# before tollgate read the request or after it wrote the answer.
 crowding() {
   local out=$1 rate=$2
   shift 2
@@ -133,10 +142,13 @@ crowding() {
   names+=("load generator")
   pids+=("${gen:-$runner}")
   local before=() after=() steal0 steal1 i
+  local inside0="" inside1=""
   steal0=$(steal_ticks)
+  [[ " ${names[*]} " != *" tollgate "* ]] || inside0=$(inside_buckets)
   for i in "${!pids[@]}"; do before[i]=$(sched_ns "${pids[i]}"); done
   sleep "$window"
   for i in "${!pids[@]}"; do after[i]=$(sched_ns "${pids[i]}"); done
+  [[ -z $inside0 ]] || inside1=$(inside_buckets)
   steal1=$(steal_ticks)
   local rc=0
   wait "$runner" || rc=$?
@@ -160,12 +172,22 @@ crowding() {
   done | tee "$out.sched"
   awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
     'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
+  [[ -z $inside1 ]] || awk -v b="$inside0" -v a="$inside1" 'BEGIN {
+    nb = split(b, x, ";"); for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 2) c0[t[1]] = t[2]
+    na = split(a, y, ";"); for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 2) c1[t[1]] = t[2] - c0[t[1]]
+    n = c1["+Inf"]
+    if (n > 0) printf "    inside tollgate (its own histogram, Redis round trip included): <= 0.5 ms %.1f %%, <= 1 ms %.1f %%, <= 2.5 ms %.1f %%\n",
+      100 * c1["0.0005"] / n, 100 * c1["0.001"] / n, 100 * c1["0.0025"] / n
+  }' | tee "$out.inside"
 }
 
 # cpu_per_check OUT NAME: the CPU per check crowding printed for process NAME in OUT's run
 cpu_per_check() { sed -n "s/^    $2 *cpu *[0-9.]* % ( *\([0-9.]*\) us per check).*/\1/p" "$1.sched" 2>/dev/null; }
 # cpu_line OUT: "tollgate / Redis / load generator" CPU per check in OUT's run, in µs
 cpu_line() { echo "$(cpu_per_check "$1" tollgate) / $(cpu_per_check "$1" redis) / $(cpu_per_check "$1" 'load generator')"; }
+
+# inside_1ms OUT: the share of checks that took at most 1 ms inside tollgate in OUT's run
+inside_1ms() { sed -n 's/.*<= 1 ms \([0-9.]* %\).*/\1/p' "$1.inside" 2>/dev/null; }
 
 # tollgate_open OUT RATE: tollgate CheckQuota open loop at RATE checks/s, up to 1000 in
 # flight, with how the scheduler treated tollgate and Redis (crowding); output to OUT.
@@ -310,6 +332,7 @@ printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$(field "$HALF_LINE" p99_ms)" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
 echo "  tollgate p99 by load (open): ${LOAD_LINES[0]}, ${LOAD_LINES[1]}, 50 % $HALF/s $P99_HALF ms (median)"
 echo "  ceiling p99 by load (open):  ${LOAD_CEILING_LINES[0]}, ${LOAD_CEILING_LINES[1]}, 50 % $P99_HALF_CEILING ms (median)"
+echo "  inside tollgate, checks <= 1 ms (open): 25 % $(inside_1ms "$WORK/load-25.out"), 37.5 % $(inside_1ms "$WORK/load-37.5.out"), 50 % $(inside_1ms "$WORK/half-$((HALF_MID + 1)).out")"
 echo "  CPU per check, tollgate / Redis / load generator (us): closed loop $(cpu_line "$WORK/peak-$((MID + 1)).out"); open 25 % $(cpu_line "$WORK/load-25.out"), 37.5 % $(cpu_line "$WORK/load-37.5.out"), 50 % $(cpu_line "$WORK/half-$((HALF_MID + 1)).out")"
 printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
