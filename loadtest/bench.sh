@@ -107,7 +107,7 @@ steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time
 # inside_buckets: tollgate's own histogram of gRPC check durations (decoded request to encoded
 # answer, the Redis round trip inside) from /metrics, "<le> <count>;" per bucket
 inside_buckets() {
-  { (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) || true; } |
+  { http_get "$HTTP_PORT" /metrics || true; } |
     sed -n 's/^tollgate_check_duration_seconds_bucket{protocol="grpc",le="\([^"]*\)"} \([0-9]*\).*/\1 \2;/p' | tr -d '\n'
 }
 

@@ -86,8 +86,13 @@ start_tollgate() {
   wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 }
 
+http_get() { # http_get PORT PATH: the whole HTTP/1.0 answer (status line, headers, body) from 127.0.0.1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && cat <&3)
+}
+
 healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
-  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 ')
+  local answer
+  answer=$(http_get "$1" /healthz) && [[ ${answer%%$'\n'*} == *' 200 '* ]]
 }
 
 # Prints the machine, the load average and the worst stall Redis's own probe sees in 3 s.
