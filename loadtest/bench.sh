@@ -156,38 +156,43 @@ crowding() {
   ((rc == 0)) || return "$rc"
   [[ $rate != measured ]] || rate=$(field "$(grep '^SUMMARY ' "$out" | tail -1)" throughput)
   echo "  over ${window}s of the run, from /proc/PID/schedstat:"
+  : >"$out.figures"
   for i in "${!pids[@]}"; do
     # Only threads alive at both reads count: one that ended took its counters with it.
-    awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" 'BEGIN {
+    awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" \
+      -v figures="$out.figures" 'BEGIN {
       nb = split(b, x, ";")
       for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 4) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4] }
       na = split(a, y, ";")
       for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
         run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
       }
+      cpu_us = (rate > 0 ? 1e6 * run / (rate * s) : 0)
       printf "    %-15s cpu %5.1f %% (%5.1f us per check)  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
-        name, 100 * run / s, (rate > 0 ? 1e6 * run / (rate * s) : 0), 100 * wait / s,
+        name, 100 * run / s, cpu_us, 100 * wait / s,
         (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
+      key = name; gsub(/ /, "_", key)
+      printf " cpu_us_%s=%.1f", key, cpu_us >>figures
     }'
-  done | tee "$out.sched"
+  done
   awk -v a="$steal0" -v b="$steal1" -v s="$window" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" \
     'BEGIN { printf "    host steal      %.2f %% of %d cores\n", 100 * (b - a) / hz / s / cores, cores }'
-  [[ -z $inside1 ]] || awk -v b="$inside0" -v a="$inside1" 'BEGIN {
+  [[ -z $inside1 ]] || awk -v b="$inside0" -v a="$inside1" -v figures="$out.figures" 'BEGIN {
     nb = split(b, x, ";"); for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 2) c0[t[1]] = t[2]
     na = split(a, y, ";"); for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 2) c1[t[1]] = t[2] - c0[t[1]]
     n = c1["+Inf"]
-    if (n > 0) printf "    inside tollgate (its own histogram, Redis round trip included): <= 0.5 ms %.1f %%, <= 1 ms %.1f %%, <= 2.5 ms %.1f %%\n",
-      100 * c1["0.0005"] / n, 100 * c1["0.001"] / n, 100 * c1["0.0025"] / n
-  }' | tee "$out.inside"
+    if (n > 0) {
+      printf "    inside tollgate (its own histogram, Redis round trip included): <= 0.5 ms %.1f %%, <= 1 ms %.1f %%, <= 2.5 ms %.1f %%\n",
+        100 * c1["0.0005"] / n, 100 * c1["0.001"] / n, 100 * c1["0.0025"] / n
+      printf " inside_1ms_pct=%.1f", 100 * c1["0.001"] / n >>figures
+    }
+  }'
 }
 
-# cpu_per_check OUT NAME: the CPU per check crowding printed for process NAME in OUT's run
-cpu_per_check() { sed -n "s/^    $2 *cpu *[0-9.]* % ( *\([0-9.]*\) us per check).*/\1/p" "$1.sched" 2>/dev/null; }
+# figure OUT KEY: a figure crowding kept for OUT's run (OUT.figures, " key=value" pairs)
+figure() { field " $(cat "$1.figures" 2>/dev/null)" "$2"; }
 # cpu_line OUT: "tollgate / Redis / load generator" CPU per check in OUT's run, in µs
-cpu_line() { echo "$(cpu_per_check "$1" tollgate) / $(cpu_per_check "$1" redis) / $(cpu_per_check "$1" 'load generator')"; }
-
-# inside_1ms OUT: the share of checks that took at most 1 ms inside tollgate in OUT's run
-inside_1ms() { sed -n 's/.*<= 1 ms \([0-9.]* %\).*/\1/p' "$1.inside" 2>/dev/null; }
+cpu_line() { echo "$(figure "$1" cpu_us_tollgate) / $(figure "$1" cpu_us_redis) / $(figure "$1" cpu_us_load_generator)"; }
 
 # tollgate_open OUT RATE: tollgate CheckQuota open loop at RATE checks/s, up to 1000 in
 # flight, with how the scheduler treated tollgate and Redis (crowding); output to OUT.
@@ -332,7 +337,7 @@ printf '  tollgate at half peak (open)     %10.0f checks/s  p50 %s ms  p99 %s ms
   "$(field "$HALF_LINE" throughput)" "$(field "$HALF_LINE" p50_ms)" "$(field "$HALF_LINE" p99_ms)" "$(field "$HALF_LINE" p999_ms)" "$(field "$HALF_LINE" p99_sent_ms)"
 echo "  tollgate p99 by load (open): ${LOAD_LINES[0]}, ${LOAD_LINES[1]}, 50 % $HALF/s $P99_HALF ms (median)"
 echo "  ceiling p99 by load (open):  ${LOAD_CEILING_LINES[0]}, ${LOAD_CEILING_LINES[1]}, 50 % $P99_HALF_CEILING ms (median)"
-echo "  inside tollgate, checks <= 1 ms (open): 25 % $(inside_1ms "$WORK/load-25.out"), 37.5 % $(inside_1ms "$WORK/load-37.5.out"), 50 % $(inside_1ms "$WORK/half-$((HALF_MID + 1)).out")"
+echo "  inside tollgate, checks <= 1 ms (open): 25 % $(figure "$WORK/load-25.out" inside_1ms_pct) %, 37.5 % $(figure "$WORK/load-37.5.out" inside_1ms_pct) %, 50 % $(figure "$WORK/half-$((HALF_MID + 1)).out" inside_1ms_pct) %"
 echo "  CPU per check, tollgate / Redis / load generator (us): closed loop $(cpu_line "$WORK/peak-$((MID + 1)).out"); open 25 % $(cpu_line "$WORK/load-25.out"), 37.5 % $(cpu_line "$WORK/load-37.5.out"), 50 % $(cpu_line "$WORK/half-$((HALF_MID + 1)).out")"
 printf '  ceiling at the same rate (open)  %10.0f checks/s  p50 %s ms  p99 %s ms  p99.9 %s ms\n' \
   "$(field "$HALF_CEILING" throughput)" "$(field "$HALF_CEILING" p50_ms)" "$(field "$HALF_CEILING" p99_ms)" "$(field "$HALF_CEILING" p999_ms)"
