@@ -36,8 +36,8 @@
 # Usage: loadtest/bench.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS] [--rounds N]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys, one round)
 #   --rounds  ceiling/peak pairs, and half-peak pairs, to alternate (default 3)
-# Environment: TOLLGATE_WORKER_THREADS (default 1) and TOLLGATE_SCHEDULING (batch, the
-# default, or normal): how tollgate runs beside Redis on the same cores (see below).
+# Environment: TOLLGATE_WORKER_THREADS (default 1) and TOLLGATE_SCHEDULING (auto, the
+# default, fifo, batch or normal): how tollgate and Redis run on the shared cores (below).
 # Needs redis-server and cargo (see the README's set-up); uses only 127.0.0.1; every run is
 # bounded in time, and everything it started or wrote is removed when it exits.
 set -euo pipefail
@@ -66,25 +66,58 @@ source loadtest/common.sh # the working directory is the repository root here
 require redis-server redis-cli:redis-tools chrt:util-linux
 build_release
 
-start_redis
-mkdir "$WORK/rls"
-"$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 # One thread (tokio's current-thread scheduler): Redis (a full core at the ceiling) and the
 # load generator share the two cores, and one tollgate thread served more checks/s than one
 # per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
-# tollgate with Redis would pick. So is the kernel's SCHED_BATCH policy for tollgate (chrt,
-# util-linux; systemd's CPUSchedulingPolicy=batch): tollgate's wake-ups then stop preempting
-# Redis mid-reply on a shared core, which in A/B rounds gave 7 % more checks/s and a lower
-# p99 at 25-50 % of the peak in 31 of 48 pairs over two sessions (docs/benchmarks.md,
-# 6 December; whole runs were too few and too spread to confirm the p99).
-# TOLLGATE_SCHEDULING=normal runs it under the default policy instead.
-case "${TOLLGATE_SCHEDULING:-batch}" in
+# tollgate with Redis would pick. So is a scheduling policy (chrt, util-linux; systemd's
+# CPUSchedulingPolicy=), TOLLGATE_SCHEDULING:
+#   fifo    tollgate and Redis both under SCHED_FIFO at priority 1 (needs root or
+#           CAP_SYS_NICE): a wake-up of either runs at once, ahead of the load generator,
+#           and neither preempts the other at the same priority. In paired rounds near half
+#           the peak tollgate's p99 was lower in 21 of 21 pairs, the medians 3.6-8.2 ms
+#           against 8.0-65 ms under batch, at the same peak (docs/benchmarks.md, third
+#           session of 6 December). --reset-on-fork keeps Redis's snapshot child (none
+#           here: --save '') and helper threads off that policy. A real-time process that
+#           would fill a core is stopped for 50 ms each second (kernel.sched_rt_runtime_us);
+#           Redis alone fills one at the closed-loop ceiling and nearly does at half the peak
+#           (it spends more per call than behind tollgate, which pipelines). So the ceiling
+#           runs (1, 3b and the ceiling half of 3c) have Redis under the default policy:
+#           Redis as it comes, which the throttle cannot hold back.
+#   batch   tollgate under SCHED_BATCH, Redis under the default policy: tollgate's wake-ups
+#           stop preempting Redis mid-reply on a shared core, which in A/B rounds gave 7 %
+#           more checks/s and a lower p99 at 25-50 % of the peak in 31 of 48 pairs.
+#   normal  both under the default policy.
+#   auto    (the default) fifo where this user may set it, batch otherwise.
+# The load generator always runs under the default policy: it stands in for the clients,
+# and any wait it has for a core counts in the latencies it prints.
+SCHEDULING=${TOLLGATE_SCHEDULING:-auto}
+if [[ $SCHEDULING == auto ]]; then
+  SCHEDULING=batch
+  ! chrt --fifo 1 true 2>/dev/null || SCHEDULING=fifo
+fi
+REDIS_LAUNCH=()
+case "$SCHEDULING" in
+  fifo) REDIS_LAUNCH=(chrt --reset-on-fork --fifo 1) TOLLGATE_LAUNCH=(chrt --fifo 1) ;;
   batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
   normal) TOLLGATE_LAUNCH=() ;;
-  *) echo "bench.sh: TOLLGATE_SCHEDULING must be batch or normal" >&2; exit 2 ;;
+  *) echo "bench.sh: TOLLGATE_SCHEDULING must be auto, fifo, batch or normal" >&2; exit 2 ;;
 esac
+
+start_redis "${REDIS_LAUNCH[@]}"
+# redis_default_policy on|off: the ceiling runs have Redis under the default policy, the
+# rest under the chosen one; a no-op unless that is fifo.
+redis_default_policy() {
+  [[ $SCHEDULING == fifo ]] || return 0
+  case "$1" in
+    on) chrt --other --all-tasks --pid 0 "$REDIS_PID" ;;
+    off) chrt --reset-on-fork --fifo --all-tasks --pid 1 "$REDIS_PID" ;;
+  esac
+}
+mkdir "$WORK/rls"
+"$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 start_tollgate --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}"
-echo "==> tollgate: $(chrt -p "$TOLLGATE_PID" | sed -n '1s/.*: //p'), ${TOLLGATE_WORKER_THREADS:-1} worker thread(s)"
+policy() { chrt -p "$1" | sed -n '1s/.*: //p'; } # policy PID: its scheduling policy, as chrt names it
+echo "==> tollgate: $(policy "$TOLLGATE_PID"), ${TOLLGATE_WORKER_THREADS:-1} worker thread(s); Redis: $(policy "$REDIS_PID")"
 
 report_host
 echo "==> load: $KEYS keys, $CONC callers, ${DURATION}s per phase after ${WARMUP}s warm-up"
@@ -205,9 +238,11 @@ tollgate_open() {
 # ceiling_open OUT RATE: check.lua straight on Redis, open loop at RATE checks/s over $CONC
 # connections, up to 1000 in flight, with how the scheduler treated Redis; output to OUT.
 ceiling_open() {
+  redis_default_policy on
   crowding "$1" "$2" redis="$REDIS_PID" -- \
     timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2" --pipeline 0
+  redis_default_policy off
 }
 
 RATIOS=()
@@ -215,11 +250,13 @@ CEILINGS=()
 PEAK_LINES=()
 for round in $(seq "$ROUNDS"); do
   echo
-  echo "==> 1. ceiling: check.lua straight on Redis (round $round of $ROUNDS)"
+  redis_default_policy on
+  echo "==> 1. ceiling: check.lua straight on Redis, under $(policy "$REDIS_PID") (round $round of $ROUNDS)"
   PIPELINE=()
   ((round == 1)) || PIPELINE=(--pipeline 0)
   timeout "$((2 * LIMIT))" "$LOADGEN" ceiling --redis-url "$REDIS_URL" "${COMMON[@]}" "${PIPELINE[@]}" \
     | tee "$WORK/ceiling-$round.out"
+  redis_default_policy off
   ROUND_CEILING=$(summary ceiling <"$WORK/ceiling-$round.out")
   # tollgate's first round starts from the same empty state the ceiling's did
   ((round == 1)) && redis-cli -p "$REDIS_PORT" flushall >/dev/null
