@@ -99,24 +99,25 @@ if [[ $SCHEDULING == auto ]]; then
   SCHEDULING=batch
   ! chrt --fifo 1 true 2>/dev/null || SCHEDULING=fifo
 fi
-REDIS_LAUNCH=()
 case "$SCHEDULING" in
-  fifo) REDIS_LAUNCH=(chrt --reset-on-fork --fifo 1) TOLLGATE_LAUNCH=(chrt --fifo 1) ;;
+  fifo) TOLLGATE_LAUNCH=(chrt --fifo 1) ;;
   batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
   normal) TOLLGATE_LAUNCH=() ;;
   *) echo "bench.sh: TOLLGATE_SCHEDULING must be auto, fifo, batch or normal" >&2; exit 2 ;;
 esac
 
-start_redis "${REDIS_LAUNCH[@]}"
-# redis_default_policy on|off: the ceiling runs have Redis under the default policy, the
-# rest under the chosen one; a no-op unless that is fifo.
-redis_default_policy() {
+start_redis
+# redis_policy default|chosen: the policy of Redis's event-loop thread, the one that serves
+# calls (its helper threads keep the default). The ceiling runs have Redis under the default
+# policy, the rest under the chosen one; only fifo moves Redis at all.
+redis_policy() {
   [[ $SCHEDULING == fifo ]] || return 0
   case "$1" in
-    on) chrt --other --all-tasks --pid 0 "$REDIS_PID" ;;
-    off) chrt --reset-on-fork --fifo --all-tasks --pid 1 "$REDIS_PID" ;;
+    default) chrt --other --pid 0 "$REDIS_PID" ;;
+    chosen) chrt --reset-on-fork --fifo --pid 1 "$REDIS_PID" ;;
   esac
 }
+redis_policy chosen
 mkdir "$WORK/rls"
 "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 start_tollgate --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}"
@@ -242,11 +243,11 @@ tollgate_open() {
 # ceiling_open OUT RATE: check.lua straight on Redis, open loop at RATE checks/s over $CONC
 # connections, up to 1000 in flight, with how the scheduler treated Redis; output to OUT.
 ceiling_open() {
-  redis_default_policy on
+  redis_policy default
   crowding "$1" "$2" redis="$REDIS_PID" -- \
     timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2" --pipeline 0
-  redis_default_policy off
+  redis_policy chosen
 }
 
 RATIOS=()
@@ -254,13 +255,13 @@ CEILINGS=()
 PEAK_LINES=()
 for round in $(seq "$ROUNDS"); do
   echo
-  redis_default_policy on
+  redis_policy default
   echo "==> 1. ceiling: check.lua straight on Redis, under $(policy "$REDIS_PID") (round $round of $ROUNDS)"
   PIPELINE=()
   ((round == 1)) || PIPELINE=(--pipeline 0)
   timeout "$((2 * LIMIT))" "$LOADGEN" ceiling --redis-url "$REDIS_URL" "${COMMON[@]}" "${PIPELINE[@]}" \
     | tee "$WORK/ceiling-$round.out"
-  redis_default_policy off
+  redis_policy chosen
   ROUND_CEILING=$(summary ceiling <"$WORK/ceiling-$round.out")
   # tollgate's first round starts from the same empty state the ceiling's did
   ((round == 1)) && redis-cli -p "$REDIS_PORT" flushall >/dev/null
