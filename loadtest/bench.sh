@@ -79,14 +79,15 @@ build_release
 #           session of 6 December). It takes the cores from the load generator, which is
 #           light (about 12 us of CPU per check in a closed loop) and counts its own waits
 #           in its figures; k6 and oha (about 200 and 23 us per request) lost up to 45 % of
-#           their closed-loop throughput to it on the same cores. --reset-on-fork keeps Redis's
-#           snapshot child (none here: --save '') and helper threads off that policy. A
-#           real-time process that would fill a core is stopped for 50 ms each second
-#           (kernel.sched_rt_runtime_us); Redis alone fills one at the closed-loop ceiling
-#           and nearly does at half the peak (it spends more per call than behind tollgate,
-#           which pipelines). So the ceiling runs (1, 3b and the ceiling half of 3c) have
-#           Redis under the default policy: Redis as it comes, which the throttle cannot
-#           hold back.
+#           their closed-loop throughput to it on the same cores. Only Redis's event-loop
+#           thread is switched (redis_policy, below): its helper threads, started before,
+#           keep the default, and --reset-on-fork keeps any later thread or snapshot child
+#           (none here: --save '') off the policy too. A real-time process that would fill
+#           a core is stopped for 50 ms each second (kernel.sched_rt_runtime_us); Redis
+#           alone fills one at the closed-loop ceiling and nearly does at half the peak (it
+#           spends more per call than behind tollgate, which pipelines). So the ceiling
+#           runs (1, 3b and the ceiling half of 3c) have Redis under the default policy:
+#           Redis as it comes, which the throttle cannot hold back.
 #   batch   tollgate under SCHED_BATCH, Redis under the default policy: tollgate's wake-ups
 #           stop preempting Redis mid-reply on a shared core, which in A/B rounds gave 7 %
 #           more checks/s and a lower p99 at 25-50 % of the peak in 31 of 48 pairs.
