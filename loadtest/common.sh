@@ -95,7 +95,8 @@ healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
   answer=$(http_get "$1" /healthz) && [[ ${answer%%$'\n'*} == *' 200 '* ]]
 }
 
-# Prints the machine, the load average and the worst stall Redis's own probe sees in 3 s.
+# Prints the machine, the load average, the worst stall Redis's own probe sees in 3 s and
+# what a wake-up costs on one core and across two (needs LOADGEN: build_release).
 # Other work on the machine skews every figure; the load average before and after says how
 # much, and the probe shows how long this host can stall a running process (on a shared VM,
 # milliseconds: such stalls, not tollgate, then set the tail latencies).
@@ -105,6 +106,11 @@ report_host() {
   local jitter_us
   jitter_us=$(timeout 10 redis-cli --intrinsic-latency 3 2>/dev/null | sed -n 's/^Max latency so far: \([0-9]*\) microseconds.*/\1/p' | tail -1)
   echo "==> host jitter: worst stall ${jitter_us:-?} us in 3 s (redis-cli --intrinsic-latency 3)"
+  # Each open-loop check wakes every process at least once; where a wake-up across cores
+  # costs several times one on the same core (a VM whose idle vCPUs halt), that sets the tail.
+  local wake
+  wake=$(timeout 30 "$LOADGEN" wake-probe 2>&1 | head -1) || true
+  echo "==> wake-ups: ${wake:-?} (tollgate-loadgen wake-probe)"
 }
 
 summary() { # summary TARGET < output: the SUMMARY line tollgate-loadgen printed for that target

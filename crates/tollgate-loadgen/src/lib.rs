@@ -3,8 +3,8 @@
 //! check script.
 //!
 //! Module map:
-//! - [`cli`]: the command line (`grpc`, `rls`, `ceiling`, `gen-config`, `gen-rls-config`)
-//!   and what each runs.
+//! - [`cli`]: the command line (`grpc`, `rls`, `ceiling`, `gen-config`, `gen-rls-config`,
+//!   `wake-probe`) and what each runs.
 //! - [`workload`]: the plans and keys of a load, as tollgate YAML and as an in-process
 //!   catalog, the Envoy rate-limit descriptors and rules, and the choice of key per call
 //!   (uniform, or one hot key).
@@ -16,6 +16,7 @@
 //! - [`pacer`]: the open loop's fixed-rate schedule, at the kernel timer's precision.
 //! - [`report`]: counts, HDR latency histograms, and the printed figures.
 //! - [`redis_stats`]: Redis round trips per check from `INFO commandstats`.
+//! - [`wake_probe`]: what one wake-up costs on this host, on one core and across two.
 //!
 //! Nothing in the workspace depends on this crate.
 #![forbid(unsafe_code)]
@@ -29,4 +30,5 @@ pub mod pacer;
 pub mod redis_stats;
 pub mod report;
 pub mod target;
+pub mod wake_probe;
 pub mod workload;

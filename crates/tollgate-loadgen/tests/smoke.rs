@@ -232,7 +232,8 @@ async fn every_mode_runs() {
     server.await.unwrap().unwrap();
 }
 
-/// The binary starts, prints a config, and the load scripts are valid shell.
+/// The binary starts, prints a config and the wake-up probe's figures, and the load scripts
+/// are valid shell.
 #[test]
 fn binary_and_scripts() {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
@@ -255,6 +256,35 @@ fn binary_and_scripts() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
+    // common.sh prints the first line with the host report; scripts read the WAKE line.
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["wake-probe", "--round-trips", "500"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().starts_with("wake-up round trip"),
+        "{text}"
+    );
+    let wake = lines.next().unwrap();
+    let same: f64 = wake
+        .strip_prefix("WAKE same_core_us=")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{wake}"));
+    assert!(same > 0.0, "{wake}");
+    assert!(wake.contains(" cross_core_us="), "{wake}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(["wake-probe", "--round-trips", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "zero round trips measure nothing");
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     for script in [
         "bench.sh",
