@@ -147,19 +147,16 @@ fn allowed_cpus() -> Result<Vec<usize>, ProbeError> {
 mod tests {
     use super::*;
 
+    /// The bound is a sanity check on units, not a speed bar: a mean round trip is µs to a
+    /// few ms even on a crowded machine, never a second.
     #[test]
     fn measures_a_round_trip_on_each_layout_the_machine_has() {
         let costs = probe(2_000).expect("probe");
-        assert!(
-            costs.same_core > Duration::ZERO && costs.same_core < Duration::from_millis(50),
-            "{costs:?}"
-        );
+        let plausible = |d: Duration| d > Duration::ZERO && d < Duration::from_secs(1);
+        assert!(plausible(costs.same_core), "{costs:?}");
         if let Some((other, cross)) = costs.cross_core {
             assert_ne!(other, costs.same_cpu);
-            assert!(
-                cross > Duration::ZERO && cross < Duration::from_millis(50),
-                "{costs:?}"
-            );
+            assert!(plausible(cross), "{costs:?}");
         }
     }
 
