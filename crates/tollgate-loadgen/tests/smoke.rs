@@ -232,35 +232,31 @@ async fn every_mode_runs() {
     server.await.unwrap().unwrap();
 }
 
+/// Runs the tollgate-loadgen binary with `args` and waits for it.
+fn loadgen_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// The binary starts, prints a config and the wake-up probe's figures, and the load scripts
 /// are valid shell.
 #[test]
 fn binary_and_scripts() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["gen-config", "--keys", "3"])
-        .output()
-        .unwrap();
+    let out = loadgen_cli(&["gen-config", "--keys", "3"]);
     assert!(out.status.success());
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("lg2") && yaml.contains(workload::HOT_KEY_ID));
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["--threads", "2", "gen-rls-config", "--per-second", "50"])
-        .output()
-        .unwrap();
+    let out = loadgen_cli(&["--threads", "2", "gen-rls-config", "--per-second", "50"]);
     assert!(out.status.success(), "on a multi-thread runtime");
     let yaml = String::from_utf8(out.stdout).unwrap();
     assert!(yaml.contains("requests_per_unit: 50") && yaml.contains(workload::HOT_KEY_ID));
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["--threads", "0", "gen-config"])
-        .output()
-        .unwrap();
+    let out = loadgen_cli(&["--threads", "0", "gen-config"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads"));
     // common.sh prints the first line with the host report; scripts read the WAKE line.
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["wake-probe", "--round-trips", "500"])
-        .output()
-        .unwrap();
+    let out = loadgen_cli(&["wake-probe", "--round-trips", "500"]);
     assert!(
         out.status.success(),
         "{}",
@@ -280,10 +276,7 @@ fn binary_and_scripts() {
         .unwrap_or_else(|| panic!("{wake}"));
     assert!(same > 0.0, "{wake}");
     assert!(wake.contains(" cross_core_us="), "{wake}");
-    let out = Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
-        .args(["wake-probe", "--round-trips", "0"])
-        .output()
-        .unwrap();
+    let out = loadgen_cli(&["wake-probe", "--round-trips", "0"]);
     assert!(!out.status.success(), "zero round trips measure nothing");
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     for script in [
