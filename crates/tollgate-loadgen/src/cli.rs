@@ -4,7 +4,7 @@ use crate::driver::{closed_loop, open_loop, RunSpec};
 use crate::redis_stats::{round_trips, CommandCalls, RedisStats};
 use crate::report::{summary_line, Report};
 use crate::target::{GrpcCheckQuota, RedisCeiling, RlsShape, RlsShouldRateLimit, Target};
-use crate::wake_probe::{self, WakeCosts};
+use crate::wake_probe;
 use crate::workload::{self, RlsDescriptor};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -168,28 +168,6 @@ pub struct CeilingArgs {
     pub load: LoadArgs,
 }
 
-/// The probe's figures: one line for people, then `WAKE same_core_us=... cross_core_us=...`
-/// for scripts (`cross_core_us=none` on one CPU).
-fn wake_probe_lines(costs: &WakeCosts, round_trips: u32) -> String {
-    let us = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
-    let same = us(costs.same_core);
-    let (cross_text, cross_field) = match costs.cross_core {
-        Some((other, d)) => (
-            format!(
-                ", two cores (CPUs {} and {other}) {} us",
-                costs.same_cpu,
-                us(d)
-            ),
-            us(d),
-        ),
-        None => (", one CPU only".to_string(), "none".to_string()),
-    };
-    format!(
-        "wake-up round trip (two threads, a socket pair, {round_trips} round trips): one core (CPU {}) {same} us{cross_text}\nWAKE same_core_us={same} cross_core_us={cross_field}\n",
-        costs.same_cpu
-    )
-}
-
 /// Parses `10s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -293,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Vec<Report>> {
             let costs = tokio::task::spawn_blocking(move || wake_probe::probe(round_trips))
                 .await
                 .context("the wake-up probe stopped")??;
-            print!("{}", wake_probe_lines(&costs, round_trips));
+            print!("{costs}");
             Ok(Vec::new())
         }
         Command::Grpc(a) => {

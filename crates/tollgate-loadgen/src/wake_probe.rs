@@ -13,6 +13,7 @@
 //! Both threads are spawned here and pinned with `sched_setaffinity`, so the caller's own
 //! affinity is left as it was. Linux only; elsewhere [`probe`] says so.
 
+use std::fmt;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -41,6 +42,8 @@ pub enum ProbeError {
 /// The mean round trips the probe measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WakeCosts {
+    /// Round trips measured per layout.
+    pub round_trips: u32,
     /// Both threads on this CPU.
     pub same_cpu: usize,
     /// With both threads on `same_cpu`.
@@ -63,10 +66,42 @@ pub fn probe(round_trips: u32) -> Result<WakeCosts, ProbeError> {
         None => None,
     };
     Ok(WakeCosts {
+        round_trips,
         same_cpu: first,
         same_core,
         cross_core,
     })
+}
+
+/// One line for people, then `WAKE same_core_us=... cross_core_us=...` for scripts
+/// (`cross_core_us=none` on one CPU).
+impl fmt::Display for WakeCosts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
+        let same = us(self.same_core);
+        write!(
+            f,
+            "wake-up round trip (two threads, a socket pair, {} round trips): one core (CPU {}) {same} us",
+            self.round_trips, self.same_cpu
+        )?;
+        let cross = match self.cross_core {
+            Some((other, d)) => {
+                write!(
+                    f,
+                    ", two cores (CPUs {} and {other}) {} us",
+                    self.same_cpu,
+                    us(d)
+                )?;
+                us(d)
+            }
+            None => {
+                write!(f, ", one CPU only")?;
+                "none".to_string()
+            }
+        };
+        writeln!(f)?;
+        writeln!(f, "WAKE same_core_us={same} cross_core_us={cross}")
+    }
 }
 
 /// The mean round trip between a thread pinned to CPU `a` and one pinned to CPU `b`.
