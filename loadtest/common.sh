@@ -96,7 +96,8 @@ healthy() { # healthy HTTP_PORT: tollgate's /healthz answers 200
 }
 
 # Prints the machine, the load average, the worst stall Redis's own probe sees in 3 s and
-# what a wake-up costs on one core and across two (needs LOADGEN: build_release).
+# what a wake-up costs on one core and across two, and how an idle vCPU waits (needs
+# LOADGEN: build_release).
 # Other work on the machine skews every figure; the load average before and after says how
 # much, and the probe shows how long this host can stall a running process (on a shared VM,
 # milliseconds: such stalls, not tollgate, then set the tail latencies).
@@ -111,6 +112,14 @@ report_host() {
   local wake
   wake=$(timeout 30 "$LOADGEN" wake-probe 2>&1 | head -1) || true
   echo "==> wake-ups: ${wake:-?} (tollgate-loadgen wake-probe)"
+  # Why a wake-up across cores costs what it does: how an idle vCPU waits. Under the
+  # haltpoll driver with guest_halt_poll_ns 0 it halts at once, and waking it goes through
+  # the hypervisor (docs/benchmarks.md, fifth session of 6 December).
+  local cpuidle=/sys/devices/system/cpu/cpuidle haltpoll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+  local idle
+  idle="driver $(cat "$cpuidle/current_driver" 2>/dev/null || echo none), governor $(cat "$cpuidle/current_governor" 2>/dev/null || echo none)"
+  [[ ! -r $haltpoll ]] || idle+=", guest_halt_poll_ns $(cat "$haltpoll")"
+  echo "==> idle vCPUs: cpuidle $idle"
 }
 
 summary() { # summary TARGET < output: the SUMMARY line tollgate-loadgen printed for that target
