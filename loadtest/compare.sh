@@ -22,6 +22,9 @@
 #
 # Usage: loadtest/compare.sh [--quick] [--keys N] [--concurrency C] [--duration SECONDS]
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys)
+# Both servers run on their default runtimes (one worker thread per core). For one thread
+# each, as bench.sh runs tollgate: TOLLGATE_WORKER_THREADS=1 TOKIO_WORKER_THREADS=1 (tokio
+# reads the second in limitador-rls).
 # Needs redis-server, cargo and libclang (limitador builds RocksDB: apt-get install
 # libclang-dev); uses only 127.0.0.1; every run is bounded in time, and everything it
 # started or wrote is removed when it exits.
@@ -37,7 +40,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
