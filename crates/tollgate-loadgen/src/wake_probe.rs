@@ -86,13 +86,13 @@ impl fmt::Display for WakeCosts {
         )?;
         let cross = match self.cross_core {
             Some((other, d)) => {
+                let cross = us(d);
                 write!(
                     f,
-                    ", two cores (CPUs {} and {other}) {} us",
-                    self.same_cpu,
-                    us(d)
+                    ", two cores (CPUs {} and {other}) {cross} us",
+                    self.same_cpu
                 )?;
-                us(d)
+                cross
             }
             None => {
                 write!(f, ", one CPU only")?;
