@@ -37,6 +37,9 @@ pub enum ProbeError {
     /// No way to pin threads on this system.
     #[error("the wake-up probe needs Linux")]
     Unsupported,
+    /// The process may run on no CPU at all, which only a broken affinity mask gives.
+    #[error("this process's CPU affinity mask is empty")]
+    NoCpu,
 }
 
 /// The mean round trips the probe measured.
@@ -58,7 +61,7 @@ pub struct WakeCosts {
 pub fn probe(round_trips: u32) -> Result<WakeCosts, ProbeError> {
     let cpus = allowed_cpus()?;
     let Some(&first) = cpus.first() else {
-        return Err(ProbeError::Unsupported);
+        return Err(ProbeError::NoCpu);
     };
     let same_core = round_trip(first, first, round_trips)?;
     let cross_core = match cpus.get(1) {
