@@ -118,6 +118,14 @@ redis_policy() {
     chosen) chrt --reset-on-fork --fifo --pid 1 "$REDIS_PID" ;;
   esac
 }
+# on_default_redis CMD...: CMD with Redis under the default policy, as the ceiling runs have
+# it, then Redis back under the chosen one. A failing CMD ends the script (set -e), and the
+# exit trap stops Redis, so no policy is left behind.
+on_default_redis() {
+  redis_policy default
+  "$@"
+  redis_policy chosen
+}
 redis_policy chosen
 mkdir "$WORK/rls"
 "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
@@ -244,11 +252,19 @@ tollgate_open() {
 # ceiling_open OUT RATE: check.lua straight on Redis, open loop at RATE checks/s over $CONC
 # connections, up to 1000 in flight, with how the scheduler treated Redis; output to OUT.
 ceiling_open() {
-  redis_policy default
-  crowding "$1" "$2" redis="$REDIS_PID" -- \
+  on_default_redis crowding "$1" "$2" redis="$REDIS_PID" -- \
     timeout "$LIMIT" "$LOADGEN" ceiling --redis-url "$REDIS_URL" -k "$KEYS" -c 1000 --connections "$CONC" \
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$2" --pipeline 0
-  redis_policy chosen
+}
+
+# ceiling_closed ROUND: run 1, the closed-loop ceiling, for round ROUND (the first adds the
+# pipelined figure); output to $WORK/ceiling-ROUND.out.
+ceiling_closed() {
+  echo "==> 1. ceiling: check.lua straight on Redis, under $(policy "$REDIS_PID") (round $1 of $ROUNDS)"
+  local pipeline=()
+  (($1 == 1)) || pipeline=(--pipeline 0)
+  timeout "$((2 * LIMIT))" "$LOADGEN" ceiling --redis-url "$REDIS_URL" "${COMMON[@]}" "${pipeline[@]}" \
+    | tee "$WORK/ceiling-$1.out"
 }
 
 RATIOS=()
@@ -256,13 +272,7 @@ CEILINGS=()
 PEAK_LINES=()
 for round in $(seq "$ROUNDS"); do
   echo
-  redis_policy default
-  echo "==> 1. ceiling: check.lua straight on Redis, under $(policy "$REDIS_PID") (round $round of $ROUNDS)"
-  PIPELINE=()
-  ((round == 1)) || PIPELINE=(--pipeline 0)
-  timeout "$((2 * LIMIT))" "$LOADGEN" ceiling --redis-url "$REDIS_URL" "${COMMON[@]}" "${PIPELINE[@]}" \
-    | tee "$WORK/ceiling-$round.out"
-  redis_policy chosen
+  on_default_redis ceiling_closed "$round"
   ROUND_CEILING=$(summary ceiling <"$WORK/ceiling-$round.out")
   # tollgate's first round starts from the same empty state the ceiling's did
   ((round == 1)) && redis-cli -p "$REDIS_PORT" flushall >/dev/null
