@@ -9,23 +9,16 @@
 // comes from the server's reflection, so no proto path is needed.
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
-import { Counter } from 'k6/metrics';
-import { API_ID, STAGE, TREND_STATS, randomKey, scenarios, summary } from './common.js';
+import {
+  API_ID, STAGE, TREND_STATS, allowed, attempt, randomKey, refused, scenarios, summary, thresholds,
+} from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
-const P99_MS = __ENV.P99_MS || '50';
-
-const allowed = new Counter('tollgate_allowed');
-const refused = new Counter('tollgate_refused');
 
 export const options = {
   scenarios: scenarios(),
   summaryTrendStats: TREND_STATS,
-  thresholds: {
-    checks: ['rate>0.999'],
-    tollgate_refused: ['count==0'],
-    grpc_req_duration: [`p(99)<${P99_MS}`],
-  },
+  thresholds: thresholds('grpc_req_duration'),
 };
 
 const client = new grpc.Client();
@@ -33,16 +26,22 @@ let connected = false;
 
 export default function () {
   if (!connected) {
-    client.connect(ADDR, { plaintext: true, reflect: true });
-    connected = true;
+    connected = attempt('connect', () => {
+      client.connect(ADDR, { plaintext: true, reflect: true });
+      return true;
+    }) !== null;
+    if (!connected) return;
   }
-  const res = client.invoke('tollgate.v1.QuotaService/CheckQuota', {
-    api_key: randomKey(),
-    api_id: API_ID,
-    stage: STAGE,
-    resource: '/check',
-    method: 'GET',
-  });
+  const res = attempt('CheckQuota', () =>
+    client.invoke('tollgate.v1.QuotaService/CheckQuota', {
+      api_key: randomKey(),
+      api_id: API_ID,
+      stage: STAGE,
+      resource: '/check',
+      method: 'GET',
+    }),
+  );
+  if (res === null) return;
   const ok = res && res.status === grpc.StatusOK && res.message.verdict === 'VERDICT_OK';
   check(res, { 'CheckQuota answered VERDICT_OK': () => ok });
   if (ok) allowed.add(1);
@@ -50,5 +49,5 @@ export default function () {
 }
 
 export function handleSummary(data) {
-  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'checks']);
+  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'tollgate_failed', 'checks']);
 }

@@ -1,7 +1,11 @@
-// Shared by the k6 scripts: the load-test keys, the load shape, and the end-of-test summary.
+// Shared by the k6 scripts: the load-test keys, the load shape, the counters and thresholds
+// every script has, and the end-of-test summary.
 //
 // The keys are those of `tollgate-loadgen gen-config --keys N`: start tollgate with that
 // config (see loadtest/README.md) and pass KEYS=N to k6.
+
+import { check, sleep } from 'k6';
+import { Counter } from 'k6/metrics';
 
 export const KEYS = parseInt(__ENV.KEYS || '10000', 10);
 export const API_ID = 'loadgen-api';
@@ -36,6 +40,41 @@ export function scenarios() {
   return {
     closed: { executor: 'constant-vus', vus: parseInt(__ENV.VUS || '50', 10), duration },
   };
+}
+
+// Checks tollgate admitted, checks it answered otherwise, and calls that got no answer at
+// all (no connection, a transport error).
+export const allowed = new Counter('tollgate_allowed');
+export const refused = new Counter('tollgate_refused');
+export const failed = new Counter('tollgate_failed');
+
+// The thresholds of every script: every check admitted, none failed, p99 of DURATION_METRIC
+// under P99_MS (default 50 ms, for a closed loop at saturation), plus EXTRA. A run in which
+// no check was admitted fails even where it took no samples at all (a refused connection
+// throws before any check is recorded, and k6 passes a threshold that has no samples).
+export function thresholds(durationMetric, extra = {}) {
+  return {
+    checks: ['rate>0.999'],
+    tollgate_allowed: ['count>0'],
+    tollgate_refused: ['count==0'],
+    tollgate_failed: ['count==0'],
+    [durationMetric]: [`p(99)<${__ENV.P99_MS || '50'}`],
+    ...extra,
+  };
+}
+
+// Runs CALL, a gRPC call or connection that throws when it gets no answer. Returns its
+// result, or null after counting the failure (and pausing, so that a server that is down
+// is not hammered by every VU in a tight loop).
+export function attempt(what, call) {
+  try {
+    return call();
+  } catch (e) {
+    failed.add(1);
+    check(null, { [`${what} answered`]: () => false });
+    sleep(0.1);
+    return null;
+  }
 }
 
 export const TREND_STATS = ['avg', 'min', 'med', 'p(90)', 'p(99)', 'p(99.9)', 'max'];

@@ -17,11 +17,11 @@
 // envoy-types crate tollgate builds with (envoy_proto_dir.sh prints it).
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
-import { Counter } from 'k6/metrics';
-import { API_ID, KEYS, STAGE, TREND_STATS, keyValue, scenarios, summary } from './common.js';
+import {
+  API_ID, KEYS, STAGE, TREND_STATS, allowed, attempt, keyValue, refused, scenarios, summary, thresholds,
+} from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
-const P99_MS = __ENV.P99_MS || '50';
 const DOMAIN = __ENV.DOMAIN || 'bench';
 const DESCRIPTOR = __ENV.DESCRIPTOR || 'api-key';
 const PROTO = __ENV.ENVOY_PROTO;
@@ -33,17 +33,10 @@ if (DESCRIPTOR !== 'api-key' && DESCRIPTOR !== 'client') {
   throw new Error(`DESCRIPTOR must be api-key or client, not ${DESCRIPTOR}`);
 }
 
-const allowed = new Counter('tollgate_allowed');
-const refused = new Counter('tollgate_refused');
-
 export const options = {
   scenarios: scenarios(),
   summaryTrendStats: TREND_STATS,
-  thresholds: {
-    checks: ['rate>0.999'],
-    tollgate_refused: ['count==0'],
-    grpc_req_duration: [`p(99)<${P99_MS}`],
-  },
+  thresholds: thresholds('grpc_req_duration'),
 };
 
 // Include roots inside envoy-types' proto/ directory that rls.proto's imports live under.
@@ -68,14 +61,20 @@ function entries(i) {
 
 export default function () {
   if (!connected) {
-    client.connect(ADDR, { plaintext: true });
-    connected = true;
+    connected = attempt('connect', () => {
+      client.connect(ADDR, { plaintext: true });
+      return true;
+    }) !== null;
+    if (!connected) return;
   }
   const i = Math.floor(Math.random() * KEYS);
-  const res = client.invoke('envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', {
-    domain: DOMAIN,
-    descriptors: [{ entries: entries(i) }],
-  });
+  const res = attempt('ShouldRateLimit', () =>
+    client.invoke('envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', {
+      domain: DOMAIN,
+      descriptors: [{ entries: entries(i) }],
+    }),
+  );
+  if (res === null) return;
   const ok = res && res.status === grpc.StatusOK && res.message.overallCode === 'OK';
   check(res, { 'ShouldRateLimit answered OK': () => ok });
   if (ok) allowed.add(1);
@@ -83,5 +82,5 @@ export default function () {
 }
 
 export function handleSummary(data) {
-  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'checks']);
+  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'tollgate_failed', 'checks']);
 }
