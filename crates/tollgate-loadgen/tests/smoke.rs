@@ -83,35 +83,12 @@ fn generated_rls_config_loads() {
 /// each for a fraction of a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_runs() {
-    let redis = RedisServer::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("load.yaml");
-    std::fs::write(&cfg, workload::config_yaml(KEYS)).unwrap();
-    let rls_dir = dir.path().join("rls");
-    std::fs::create_dir(&rls_dir).unwrap();
-    std::fs::write(rls_dir.join("bench.yaml"), workload::rls_config_yaml(1000)).unwrap();
-    let (grpc, http) = (free_addr(), free_addr());
-    let mut settings = tollgate_server::cli::ServeSettings::with_defaults();
-    settings.config = Some(cfg);
-    settings.rls_config = Some(rls_dir);
-    settings.redis.redis_url = Some(redis.url());
-    settings.grpc_addr = grpc.parse().unwrap();
-    settings.http_addr = http.parse().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(tollgate_server::app::serve(settings, async {
-        let _ = stopped.await;
-    }));
-    let addr = format!("http://{grpc}");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&grpc).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = LoadServer::start().await;
+    let addr = format!("http://{}", server.grpc);
 
     let keys = KEYS.to_string();
     let common = ["-k", &keys, "-c", "4", "-d", "400ms", "--warmup", "100ms"];
-    let url = redis.url();
+    let url = server.redis.url();
 
     let r = loadgen(&[&["grpc", "--addr", &addr, "--redis-stats", &url], &common]).await;
     let s = &r[0].stats;
@@ -228,8 +205,62 @@ async fn every_mode_runs() {
         other => panic!("a message that is not protobuf answered {other:?}"),
     }
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
+}
+
+/// An in-process tollgate on its own Redis with the load generator's `KEYS` keys and its
+/// Envoy rate-limit rules, on free loopback ports.
+struct LoadServer {
+    redis: RedisServer,
+    grpc: String,
+    http: String,
+    stop: oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl LoadServer {
+    /// Starts it and waits until its gRPC port accepts connections.
+    async fn start() -> LoadServer {
+        let redis = RedisServer::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("load.yaml");
+        std::fs::write(&cfg, workload::config_yaml(KEYS)).unwrap();
+        let rls_dir = dir.path().join("rls");
+        std::fs::create_dir(&rls_dir).unwrap();
+        std::fs::write(rls_dir.join("bench.yaml"), workload::rls_config_yaml(1000)).unwrap();
+        let (grpc, http) = (free_addr(), free_addr());
+        let mut settings = tollgate_server::cli::ServeSettings::with_defaults();
+        settings.config = Some(cfg);
+        settings.rls_config = Some(rls_dir);
+        settings.redis.redis_url = Some(redis.url());
+        settings.grpc_addr = grpc.parse().unwrap();
+        settings.http_addr = http.parse().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(tollgate_server::app::serve(settings, async {
+            let _ = stopped.await;
+        }));
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&grpc).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        LoadServer {
+            redis,
+            grpc,
+            http,
+            stop,
+            serving,
+            _dir: dir,
+        }
+    }
+
+    /// Shuts it down and checks that it stopped cleanly.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.serving.await.unwrap().unwrap();
+    }
 }
 
 /// Runs the tollgate-loadgen binary with `args` and waits for it.
@@ -338,4 +369,105 @@ fn sched_waits_reads_a_trace() {
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
+}
+
+/// Runs `k6 run` on `script` (under loadtest/k6) with `env`, for one second with two
+/// virtual users over the smoke run's keys; returns its exit code and its summary.
+async fn k6(script: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
+    let out = tokio::process::Command::new("k6")
+        .args(["run", "--quiet", "--no-usage-report"])
+        .arg(loadtest.join("k6").join(script))
+        .envs([
+            ("KEYS", KEYS.to_string().as_str()),
+            ("VUS", "2"),
+            ("DURATION", "1s"),
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "k6 runs ({e}); the README's set-up installs it from \
+                 crates/tollgate-server/tests/python/requirements.txt"
+            )
+        });
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), format!("{summary}\n{log}"))
+}
+
+/// The count k6's summary gives for `metric` (`  tollgate_allowed   count=12 rate=...`).
+fn k6_count(summary: &str, metric: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix(metric)?
+                .trim_start()
+                .strip_prefix("count=")
+        })
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {metric} count in:\n{summary}"))
+}
+
+/// Each k6 script passes its thresholds against tollgate, with every check admitted and none
+/// failed, and fails them (k6's exit code 99) when nothing listens at the address it is
+/// given: a run that reached no server must not read as a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k6_scripts_pass_against_tollgate_and_fail_without_it() {
+    let server = LoadServer::start().await;
+    let http = format!("http://{}", server.http);
+    let proto_dir = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/k6/envoy_proto_dir.sh"))
+        .output()
+        .unwrap();
+    assert!(proto_dir.status.success(), "envoy_proto_dir.sh");
+    let proto_dir = String::from_utf8(proto_dir.stdout).unwrap();
+    let proto_dir = proto_dir.trim();
+    let nobody = free_addr();
+    let nobody_http = format!("http://{nobody}");
+    let scripts: [(&str, &[(&str, &str)], &[(&str, &str)]); 4] = [
+        (
+            "check_quota_grpc.js",
+            &[("TOLLGATE_GRPC", &server.grpc)],
+            &[("TOLLGATE_GRPC", &nobody)],
+        ),
+        (
+            "http_check.js",
+            &[("TOLLGATE_HTTP", &http)],
+            &[("TOLLGATE_HTTP", &nobody_http)],
+        ),
+        (
+            "http_check.js",
+            &[("TOLLGATE_HTTP", &http), ("RATE", "50")],
+            &[("TOLLGATE_HTTP", &nobody_http), ("RATE", "50")],
+        ),
+        (
+            "rls_should_rate_limit.js",
+            &[("TOLLGATE_GRPC", &server.grpc), ("ENVOY_PROTO", proto_dir)],
+            &[("TOLLGATE_GRPC", &nobody), ("ENVOY_PROTO", proto_dir)],
+        ),
+    ];
+    for (script, good, bad) in scripts {
+        let (code, summary) = k6(script, good).await;
+        assert_eq!(code, Some(0), "{script} against tollgate:\n{summary}");
+        assert!(
+            k6_count(&summary, "tollgate_allowed") > 0,
+            "{script}:\n{summary}"
+        );
+        assert_eq!(
+            k6_count(&summary, "tollgate_refused"),
+            0,
+            "{script}:\n{summary}"
+        );
+        let (code, summary) = k6(script, bad).await;
+        assert_eq!(code, Some(99), "{script} with no server:\n{summary}");
+        assert_eq!(
+            k6_count(&summary, "tollgate_allowed"),
+            0,
+            "{script}:\n{summary}"
+        );
+    }
+    server.stop().await;
 }
