@@ -371,9 +371,12 @@ fn sched_waits_reads_a_trace() {
     }
 }
 
+/// One environment variable for k6: name, value.
+type Env<'a> = (&'a str, &'a str);
+
 /// Runs `k6 run` on `script` (under loadtest/k6) with `env`, for one second with two
 /// virtual users over the smoke run's keys; returns its exit code and its summary.
-async fn k6(script: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+async fn k6(script: &str, env: &[Env<'_>]) -> (Option<i32>, String) {
     let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     let out = tokio::process::Command::new("k6")
         .args(["run", "--quiet", "--no-usage-report"])
@@ -427,7 +430,7 @@ async fn k6_scripts_pass_against_tollgate_and_fail_without_it() {
     let proto_dir = proto_dir.trim();
     let nobody = free_addr();
     let nobody_http = format!("http://{nobody}");
-    let scripts: [(&str, &[(&str, &str)], &[(&str, &str)]); 4] = [
+    let scripts: [(&str, &[Env], &[Env]); 4] = [
         (
             "check_quota_grpc.js",
             &[("TOLLGATE_GRPC", &server.grpc)],
