@@ -10,7 +10,7 @@
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import {
-  API_ID, STAGE, TREND_STATS, allowed, attempt, randomKey, refused, scenarios, summary, thresholds,
+  API_ID, STAGE, GRPC_SUMMARY, TREND_STATS, allowed, attempt, connector, randomKey, refused, scenarios, summary, thresholds,
 } from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
@@ -22,16 +22,10 @@ export const options = {
 };
 
 const client = new grpc.Client();
-let connected = false;
+const connected = connector(client, ADDR, { plaintext: true, reflect: true });
 
 export default function () {
-  if (!connected) {
-    connected = attempt('connect', () => {
-      client.connect(ADDR, { plaintext: true, reflect: true });
-      return true;
-    }) !== null;
-    if (!connected) return;
-  }
+  if (!connected()) return;
   const res = attempt('CheckQuota', () =>
     client.invoke('tollgate.v1.QuotaService/CheckQuota', {
       api_key: randomKey(),
@@ -42,12 +36,12 @@ export default function () {
     }),
   );
   if (res === null) return;
-  const ok = res && res.status === grpc.StatusOK && res.message.verdict === 'VERDICT_OK';
+  const ok = res.status === grpc.StatusOK && res.message.verdict === 'VERDICT_OK';
   check(res, { 'CheckQuota answered VERDICT_OK': () => ok });
   if (ok) allowed.add(1);
   else refused.add(1);
 }
 
 export function handleSummary(data) {
-  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'tollgate_failed', 'checks']);
+  return summary(data, GRPC_SUMMARY);
 }

@@ -77,6 +77,23 @@ export function attempt(what, call) {
   }
 }
 
+// A function that connects CLIENT to ADDR with PARAMS on its first call and says whether the
+// client is connected; a failed connection counts as a failure (attempt) and is tried again
+// on the next call.
+export function connector(client, addr, params) {
+  let connected = false;
+  return () => {
+    connected = connected || attempt('connect', () => {
+      client.connect(addr, params);
+      return true;
+    }) !== null;
+    return connected;
+  };
+}
+
+// The metrics the gRPC scripts' summaries show.
+export const GRPC_SUMMARY = ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'tollgate_failed', 'checks'];
+
 export const TREND_STATS = ['avg', 'min', 'med', 'p(90)', 'p(99)', 'p(99.9)', 'max'];
 
 function fmt(v) {

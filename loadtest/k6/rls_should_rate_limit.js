@@ -18,7 +18,7 @@
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import {
-  API_ID, KEYS, STAGE, TREND_STATS, allowed, attempt, keyValue, refused, scenarios, summary, thresholds,
+  API_ID, KEYS, STAGE, GRPC_SUMMARY, TREND_STATS, allowed, attempt, connector, keyValue, refused, scenarios, summary, thresholds,
 } from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
@@ -45,7 +45,7 @@ client.load(
   ['data-plane-api', 'xds', 'protoc-gen-validate', 'googleapis', 'cel-spec/proto'].map((d) => `${PROTO}/${d}`),
   'envoy/service/ratelimit/v3/rls.proto',
 );
-let connected = false;
+const connected = connector(client, ADDR, { plaintext: true });
 
 // The entries of key i's descriptor.
 function entries(i) {
@@ -60,13 +60,7 @@ function entries(i) {
 }
 
 export default function () {
-  if (!connected) {
-    connected = attempt('connect', () => {
-      client.connect(ADDR, { plaintext: true });
-      return true;
-    }) !== null;
-    if (!connected) return;
-  }
+  if (!connected()) return;
   const i = Math.floor(Math.random() * KEYS);
   const res = attempt('ShouldRateLimit', () =>
     client.invoke('envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit', {
@@ -75,12 +69,12 @@ export default function () {
     }),
   );
   if (res === null) return;
-  const ok = res && res.status === grpc.StatusOK && res.message.overallCode === 'OK';
+  const ok = res.status === grpc.StatusOK && res.message.overallCode === 'OK';
   check(res, { 'ShouldRateLimit answered OK': () => ok });
   if (ok) allowed.add(1);
   else refused.add(1);
 }
 
 export function handleSummary(data) {
-  return summary(data, ['grpc_req_duration', 'iterations', 'tollgate_allowed', 'tollgate_refused', 'tollgate_failed', 'checks']);
+  return summary(data, GRPC_SUMMARY);
 }

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use clap::Parser;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -263,6 +263,11 @@ impl LoadServer {
     }
 }
 
+/// The repository's loadtest/ directory, where the scripts under test live.
+fn loadtest_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest")
+}
+
 /// Runs the tollgate-loadgen binary with `args` and waits for it.
 fn loadgen_cli(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tollgate-loadgen"))
@@ -309,7 +314,7 @@ fn binary_and_scripts() {
     assert!(wake.contains(" cross_core_us="), "{wake}");
     let out = loadgen_cli(&["wake-probe", "--round-trips", "0"]);
     assert!(!out.status.success(), "zero round trips measure nothing");
-    let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
+    let loadtest = loadtest_dir();
     for script in [
         "bench.sh",
         "callgrind.sh",
@@ -342,7 +347,7 @@ fn sched_waits_reads_a_trace() {
  other 300/300 [001] 10.005000: sched:sched_waking: comm=tollgate pid=100 prio=120 target_cpu=000
  swapper 0/0 [000] 10.005050: sched:sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=tollgate next_pid=100 next_prio=120
 ";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/sched_waits.py");
+    let script = loadtest_dir().join("sched_waits.py");
     let mut child = Command::new("python3")
         .arg(&script)
         .args(["1", "tollgate=100"])
@@ -377,10 +382,9 @@ type Env<'a> = (&'a str, &'a str);
 /// Runs `k6 run` on `script` (under loadtest/k6) with `env`, for one second with two
 /// virtual users over the smoke run's keys; returns its exit code and its summary.
 async fn k6(script: &str, env: &[Env<'_>]) -> (Option<i32>, String) {
-    let loadtest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest");
     let out = tokio::process::Command::new("k6")
         .args(["run", "--quiet", "--no-usage-report"])
-        .arg(loadtest.join("k6").join(script))
+        .arg(loadtest_dir().join("k6").join(script))
         .envs([
             ("KEYS", KEYS.to_string().as_str()),
             ("VUS", "2"),
@@ -422,7 +426,7 @@ async fn k6_scripts_pass_against_tollgate_and_fail_without_it() {
     let server = LoadServer::start().await;
     let http = format!("http://{}", server.http);
     let proto_dir = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../loadtest/k6/envoy_proto_dir.sh"))
+        .arg(loadtest_dir().join("k6/envoy_proto_dir.sh"))
         .output()
         .unwrap();
     assert!(proto_dir.status.success(), "envoy_proto_dir.sh");
