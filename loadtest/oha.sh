@@ -13,11 +13,13 @@
 #   rate    RATE requests/s, latency corrected for coordinated omission
 #   hot     one key at full speed with cost 1: past its throttle, nearly every check is a
 #           refusal (verdict THROTTLED in a 200 answer) — the hot-key path
-# Environment: TOLLGATE_HTTP (default http://127.0.0.1:8080), DURATION (30s), CONC (50),
-# RATE (5000). Targets only the URL given; stops after DURATION.
+# Environment: TOLLGATE_HTTP (default http://127.0.0.1:8080; host:port alone means http),
+# DURATION (30s), CONC (50), RATE (5000). Targets only the URL given; stops after DURATION.
 set -euo pipefail
 
-URL="${TOLLGATE_HTTP:-http://127.0.0.1:8080}/v1/check"
+BASE="${TOLLGATE_HTTP:-http://127.0.0.1:8080}"
+[[ $BASE == http://* || $BASE == https://* ]] || BASE="http://$BASE"
+URL="$BASE/v1/check"
 DURATION="${DURATION:-30s}"
 CONC="${CONC:-50}"
 RATE="${RATE:-5000}"

@@ -1,6 +1,7 @@
 // k6: POST /v1/check over HTTP, over KEYS keys.
 //
 //   k6 run -e TOLLGATE_HTTP=http://127.0.0.1:8080 -e KEYS=10000 loadtest/k6/http_check.js
+//   k6 run -e TOLLGATE_HTTP=127.0.0.1:8080 ...    # host:port, as the gRPC scripts take it
 //   k6 run -e RATE=5000 -e DURATION=60s loadtest/k6/http_check.js             # open loop
 //
 // Every key of the load plan is admitted at these rates, so any refusal, non-200 or error
@@ -12,7 +13,10 @@ import {
   API_ID, STAGE, TREND_STATS, allowed, randomKey, refused, scenarios, summary, thresholds,
 } from './common.js';
 
-const URL = `${__ENV.TOLLGATE_HTTP || 'http://127.0.0.1:8080'}/v1/check`;
+// The gRPC scripts take host:port, so the same form is the one people pass here too;
+// without a scheme k6 rejects every request as an invalid URL.
+const BASE = __ENV.TOLLGATE_HTTP || 'http://127.0.0.1:8080';
+const URL = `${/^https?:\/\//.test(BASE) ? BASE : `http://${BASE}`}/v1/check`;
 const PARAMS = { headers: { 'Content-Type': 'application/json' } };
 
 export const options = {

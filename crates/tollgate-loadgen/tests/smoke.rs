@@ -445,10 +445,11 @@ async fn k6_scripts_pass_against_tollgate_and_fail_without_it() {
             &[("TOLLGATE_HTTP", &http)],
             &[("TOLLGATE_HTTP", &nobody_http)],
         ),
+        // host:port without a scheme, the form the gRPC scripts take, works as well.
         (
             "http_check.js",
-            &[("TOLLGATE_HTTP", &http), ("RATE", "50")],
-            &[("TOLLGATE_HTTP", &nobody_http), ("RATE", "50")],
+            &[("TOLLGATE_HTTP", &server.http), ("RATE", "50")],
+            &[("TOLLGATE_HTTP", &nobody), ("RATE", "50")],
         ),
         (
             "rls_should_rate_limit.js",
