@@ -144,11 +144,17 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 # nearest LIST VALUE: the index of the element of LIST (one number per line) nearest VALUE
 nearest() { awk -v m="$2" '{ d = $1 - m; if (d < 0) d = -d; if (NR == 1 || d < best) { best = d; i = NR - 1 } } END { print i }' <<<"$1"; }
 
-sched_ns() { # sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a core> <times run>;" per thread
+# sched_ns PID: "<tid> <ns on a core> <ns runnable, waiting for a core> <turns on a core>
+# <times it went to sleep>;" per thread. A turn starts after a wake-up or after the thread
+# was preempted; only the sleeps (voluntary context switches) count wake-ups.
+sched_ns() {
   # One grep for all threads (the reads fall inside the measured run, so no process per
   # thread); -s skips a thread that ended after the glob was expanded.
-  { grep -sH '' /proc/"$1"/task/*/schedstat || true; } |
-    awk -F'[/: ]' '{ printf "%s %s %s %s;", $5, $7, $8, $9 } END { print "" }'
+  { grep -sH -E '^[0-9]|^voluntary_ctxt_switches' /proc/"$1"/task/*/schedstat /proc/"$1"/task/*/status || true; } |
+    awk -F'[/:[:space:]]+' '
+      $6 == "schedstat" { run[$5] = $7; wait[$5] = $8; turns[$5] = $9 }
+      $6 == "status" { slept[$5] = $8 }
+      END { for (t in run) if (t in slept) printf "%s %s %s %s %s;", t, run[t], wait[t], turns[t], slept[t]; print "" }'
 }
 steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; } # the host's steal time, in clock ticks
 # inside_buckets: tollgate's own histogram of gRPC check durations (decoded request to encoded
@@ -162,9 +168,11 @@ inside_buckets() {
 # unmeasured, then DURATION s measured; RATE `measured` for a closed loop takes the rate from
 # its SUMMARY line) with its output to OUT and, over DURATION-1 s of the
 # measured part, reads how the scheduler treated each named process and the generator itself
-# (/proc/PID/task/*/schedstat): the share of a core it used and that CPU per check at RATE
-# checks/s, the share of the time it was runnable but waited for a core, and that wait per
-# check; also the host's steal time. A latency figure over the bar with large waits here is a
+# (/proc/PID/task/*/schedstat and status): the share of a core it used and that CPU per
+# check at RATE checks/s, the share of the time it was runnable but waited for a core, that
+# wait per check and per turn on a core, and how often it went to sleep per check (under
+# one: it serves several checks per wake-up; near zero: it never caught up, so its own
+# lateness is in every figure it measures); also the host's steal time. A latency figure over the bar with large waits here is a
 # crowded host, not a slow program. The CPU per check, read across the loads of runs 3 and
 # 3c, shows what one wake-up costs on this host: where each check arrives alone, each process
 # pays a wake-up for it, which on a small VM can cost more than the check's own work. Where
@@ -202,22 +210,22 @@ crowding() {
   cat "$out"
   ((rc == 0)) || return "$rc"
   [[ $rate != measured ]] || rate=$(field "$(grep '^SUMMARY ' "$out" | tail -1)" throughput)
-  echo "  over ${window}s of the run, from /proc/PID/schedstat:"
+  echo "  over ${window}s of the run, from /proc/PID/task/*/schedstat and status:"
   : >"$out.figures"
   for i in "${!pids[@]}"; do
     # Only threads alive at both reads count: one that ended took its counters with it.
     awk -v name="${names[i]}" -v b="${before[i]}" -v a="${after[i]}" -v s="$window" -v rate="$rate" \
       -v figures="$out.figures" 'BEGIN {
       nb = split(b, x, ";")
-      for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 4) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4] }
+      for (j = 1; j <= nb; j++) if (split(x[j], t, " ") == 5) { r0[t[1]] = t[2]; w0[t[1]] = t[3]; n0[t[1]] = t[4]; s0[t[1]] = t[5] }
       na = split(a, y, ";")
-      for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 4 && (t[1] in r0)) {
-        run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]
+      for (j = 1; j <= na; j++) if (split(y[j], t, " ") == 5 && (t[1] in r0)) {
+        run += (t[2] - r0[t[1]]) / 1e9; wait += (t[3] - w0[t[1]]) / 1e9; n += t[4] - n0[t[1]]; slept += t[5] - s0[t[1]]
       }
       cpu_us = (rate > 0 ? 1e6 * run / (rate * s) : 0)
-      printf "    %-15s cpu %5.1f %% (%5.1f us per check)  waited for a core %5.1f %%  (%.1f us per check, %.1f us per wake-up)\n",
+      printf "    %-15s cpu %5.1f %% (%5.1f us per check)  waited for a core %5.1f %%  (%.1f us per check, %.1f us per turn on a core)  slept %.2f times per check\n",
         name, 100 * run / s, cpu_us, 100 * wait / s,
-        (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0)
+        (rate > 0 ? 1e6 * wait / (rate * s) : 0), (n > 0 ? 1e6 * wait / n : 0), (rate > 0 ? slept / (rate * s) : 0)
       key = name; gsub(/ /, "_", key)
       printf " cpu_us_%s=%.1f", key, cpu_us >>figures
     }'
