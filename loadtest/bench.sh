@@ -166,19 +166,20 @@ inside_buckets() {
 
 # crowding OUT RATE NAME=PID... -- COMMAND...: runs COMMAND (a load-generator run of WARMUP s
 # unmeasured, then DURATION s measured; RATE `measured` for a closed loop takes the rate from
-# its SUMMARY line) with its output to OUT and, over DURATION-1 s of the
-# measured part, reads how the scheduler treated each named process and the generator itself
+# its SUMMARY line) with its output to OUT and, over DURATION-1 s of the measured part,
+# reads how the scheduler treated each named process and the generator itself
 # (/proc/PID/task/*/schedstat and status): the share of a core it used and that CPU per
 # check at RATE checks/s, the share of the time it was runnable but waited for a core, that
 # wait per check and per turn on a core, and how often it went to sleep per check (under
 # one: it serves several checks per wake-up; near zero: it never caught up, so its own
-# lateness is in every figure it measures); also the host's steal time. A latency figure over the bar with large waits here is a
-# crowded host, not a slow program. The CPU per check, read across the loads of runs 3 and
-# 3c, shows what one wake-up costs on this host: where each check arrives alone, each process
-# pays a wake-up for it, which on a small VM can cost more than the check's own work. Where
-# tollgate is among the processes, the same window of tollgate's own check-duration histogram
-# says how many checks were quick inside tollgate: a slow p99 with those quick is time spent
-# before tollgate read the request or after it wrote the answer.
+# lateness is in every figure it measures); also the host's steal time. A latency figure
+# over the bar with large waits here is a crowded host, not a slow program. The CPU per
+# check, read across the loads of runs 3 and 3c, shows what one wake-up costs on this host:
+# where each check arrives alone, each process pays a wake-up for it, which on a small VM
+# can cost more than the check's own work. Where tollgate is among the processes, the same
+# window of tollgate's own check-duration histogram says how many checks were quick inside
+# tollgate: a slow p99 with those quick is time spent before tollgate read the request or
+# after it wrote the answer.
 crowding() {
   local out=$1 rate=$2
   shift 2
