@@ -273,13 +273,7 @@ impl Catalog {
 }
 
 fn in_record(kind: &str, id: &str, e: CoreError) -> CoreError {
-    match e {
-        CoreError::InvalidField { field, reason } => CoreError::InvalidField {
-            field: format!("{kind} `{id}`: {field}"),
-            reason,
-        },
-        other => other,
-    }
+    e.rename_field(|field| format!("{kind} `{id}`: {field}"))
 }
 
 #[cfg(test)]

@@ -36,4 +36,39 @@ impl CoreError {
             reason: reason.into(),
         }
     }
+
+    /// The same error with an invalid field's name rewritten by `rename` (to say where the
+    /// field sits in a larger record); other errors pass through unchanged.
+    pub fn rename_field(self, rename: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            CoreError::InvalidField { field, reason } => CoreError::InvalidField {
+                field: rename(&field),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_field_rewrites_only_an_invalid_fields_name() {
+        let renamed = CoreError::invalid("rateLimit", "must be positive")
+            .rename_field(|f| format!("throttle.{f}"));
+        assert_eq!(
+            renamed,
+            CoreError::invalid("throttle.rateLimit", "must be positive")
+        );
+        assert_eq!(renamed.to_string(), "throttle.rateLimit: must be positive");
+
+        let unknown = CoreError::UnknownReference {
+            field: "usagePlanIds".into(),
+            kind: "usage plan",
+            id: "gone".into(),
+        };
+        assert_eq!(unknown.clone().rename_field(|f| format!("x.{f}")), unknown);
+    }
 }

@@ -181,13 +181,7 @@ impl UsagePlan {
 }
 
 fn prefix(at: &str, e: CoreError) -> CoreError {
-    match e {
-        CoreError::InvalidField { field, reason } => CoreError::InvalidField {
-            field: format!("{at}.{field}"),
-            reason,
-        },
-        other => other,
-    }
+    e.rename_field(|field| format!("{at}.{field}"))
 }
 
 #[cfg(test)]
