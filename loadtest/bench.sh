@@ -37,7 +37,8 @@
 #   --quick   a seconds-long smoke run (2 s per phase, 1000 keys, one round)
 #   --rounds  ceiling/peak pairs, and half-peak pairs, to alternate (default 3)
 # Environment: TOLLGATE_WORKER_THREADS (default 1) and TOLLGATE_SCHEDULING (auto, the
-# default, fifo, batch or normal): how tollgate and Redis run on the shared cores (below).
+# default, fifo, batch or normal): how tollgate and Redis run on the shared cores
+# (choose_scheduling in loadtest/common.sh).
 # Needs redis-server and cargo (see the README's set-up); uses only 127.0.0.1; every run is
 # bounded in time, and everything it started or wrote is removed when it exits.
 set -euo pipefail
@@ -55,7 +56,7 @@ while (($#)); do
     --keys) KEYS="$2"; shift 2 ;;
     --concurrency) CONC="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
-    -h | --help) sed -n '2,42p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,55 +70,11 @@ build_release
 # One thread (tokio's current-thread scheduler): Redis (a full core at the ceiling) and the
 # load generator share the two cores, and one tollgate thread served more checks/s than one
 # per core in A/B rounds (docs/benchmarks.md); it is the setting an operator co-locating
-# tollgate with Redis would pick. So is a scheduling policy (chrt, util-linux; systemd's
-# CPUSchedulingPolicy=), TOLLGATE_SCHEDULING:
-#   fifo    tollgate and Redis both under SCHED_FIFO at priority 1 (needs root or
-#           CAP_SYS_NICE): a wake-up of either runs at once, ahead of the load generator,
-#           and neither preempts the other at the same priority. In paired rounds near half
-#           the peak tollgate's p99 was lower in 21 of 21 pairs, the medians 3.6-8.2 ms
-#           against 8.0-65 ms under batch, at the same peak (docs/benchmarks.md, third
-#           session of 6 December). It takes the cores from the load generator, which is
-#           light (about 12 us of CPU per check in a closed loop) and counts its own waits
-#           in its figures; k6 and oha (about 200 and 23 us per request) lost up to 45 % of
-#           their closed-loop throughput to it on the same cores. Only Redis's event-loop
-#           thread is switched (redis_policy, below): its helper threads, started before,
-#           keep the default, and --reset-on-fork keeps any later thread or snapshot child
-#           (none here: --save '') off the policy too. A real-time process that would fill
-#           a core is stopped for 50 ms each second (kernel.sched_rt_runtime_us); Redis
-#           alone fills one at the closed-loop ceiling and nearly does at half the peak (it
-#           spends more per call than behind tollgate, which pipelines). So the ceiling
-#           runs (1, 3b and the ceiling half of 3c) have Redis under the default policy:
-#           Redis as it comes, which the throttle cannot hold back.
-#   batch   tollgate under SCHED_BATCH, Redis under the default policy: tollgate's wake-ups
-#           stop preempting Redis mid-reply on a shared core, which in A/B rounds gave 7 %
-#           more checks/s and a lower p99 at 25-50 % of the peak in 31 of 48 pairs.
-#   normal  both under the default policy.
-#   auto    (the default) fifo where this user may set it, batch otherwise.
-# The load generator always runs under the default policy: it stands in for the clients,
-# and any wait it has for a core counts in the latencies it prints.
-SCHEDULING=${TOLLGATE_SCHEDULING:-auto}
-if [[ $SCHEDULING == auto ]]; then
-  SCHEDULING=batch
-  ! chrt --fifo 1 true 2>/dev/null || SCHEDULING=fifo
-fi
-case "$SCHEDULING" in
-  fifo) TOLLGATE_LAUNCH=(chrt --fifo 1) ;;
-  batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
-  normal) TOLLGATE_LAUNCH=() ;;
-  *) echo "bench.sh: TOLLGATE_SCHEDULING must be auto, fifo, batch or normal" >&2; exit 2 ;;
-esac
+# tollgate with Redis would pick. So is a scheduling policy: choose_scheduling (common.sh)
+# reads TOLLGATE_SCHEDULING and says why each.
+choose_scheduling
 
 start_redis
-# redis_policy default|chosen: the policy of Redis's event-loop thread, the one that serves
-# calls (its helper threads keep the default). The ceiling runs have Redis under the default
-# policy, the rest under the chosen one; only fifo moves Redis at all.
-redis_policy() {
-  [[ $SCHEDULING == fifo ]] || return 0
-  case "$1" in
-    default) chrt --other --pid 0 "$REDIS_PID" ;;
-    chosen) chrt --reset-on-fork --fifo --pid 1 "$REDIS_PID" ;;
-  esac
-}
 # on_default_redis CMD...: CMD with Redis under the default policy, as the ceiling runs have
 # it, then Redis back under the chosen one. A failing CMD ends the script (set -e), and the
 # exit trap stops Redis, so no policy is left behind.
@@ -130,7 +87,6 @@ redis_policy chosen
 mkdir "$WORK/rls"
 "$LOADGEN" gen-rls-config >"$WORK/rls/bench.yaml"
 start_tollgate --rls-config "$WORK/rls" --worker-threads "${TOLLGATE_WORKER_THREADS:-1}"
-policy() { chrt -p "$1" | sed -n '1s/.*: //p'; } # policy PID: its scheduling policy, as chrt names it
 echo "==> tollgate: $(policy "$TOLLGATE_PID"), ${TOLLGATE_WORKER_THREADS:-1} worker thread(s); Redis: $(policy "$REDIS_PID")"
 
 report_host

@@ -1,7 +1,7 @@
 # loadtest/common.sh: what the load scripts share (sourced, not run): a work directory
 # and the processes started in it, both removed on exit; the tools a script needs and the
-# release build; free loopback ports; waiting; a throwaway Redis; tollgate's health; the host
-# report; reading tollgate-loadgen's SUMMARY lines.
+# release build; free loopback ports; waiting; a throwaway Redis; tollgate's health; the
+# servers' scheduling policy; the host report; reading tollgate-loadgen's SUMMARY lines.
 
 WORK="$(mktemp -d -t tollgate-load.XXXXXX)"
 PIDS=()
@@ -85,6 +85,60 @@ start_tollgate() {
   PIDS+=("$TOLLGATE_PID")
   wait_for 20 healthy "$HTTP_PORT" || { cat "$WORK/tollgate.log"; exit 1; }
 }
+
+# choose_scheduling: how tollgate and Redis run on the cores they share with the load
+# generator (chrt, util-linux; systemd's CPUSchedulingPolicy=), from TOLLGATE_SCHEDULING;
+# sets SCHEDULING and TOLLGATE_LAUNCH (start_tollgate runs tollgate under it; redis_policy
+# moves Redis). bench.sh's figures come from the default, auto:
+#   fifo    tollgate and Redis both under SCHED_FIFO at priority 1 (needs root or
+#           CAP_SYS_NICE): a wake-up of either runs at once, ahead of the load generator,
+#           and neither preempts the other at the same priority. In paired rounds near half
+#           the peak tollgate's p99 was lower in 21 of 21 pairs, the medians 3.6-8.2 ms
+#           against 8.0-65 ms under batch, at the same peak (docs/benchmarks.md, third
+#           session of 6 December). It takes the cores from the load generator, which is
+#           light (about 12 us of CPU per check in a closed loop) and counts its own waits
+#           in its figures; k6 and oha (about 200 and 23 us per request) lost up to 45 % of
+#           their closed-loop throughput to it on the same cores. Only Redis's event-loop
+#           thread is switched (redis_policy, below): its helper threads, started before,
+#           keep the default, and --reset-on-fork keeps any later thread or snapshot child
+#           (none here: --save '') off the policy too. A real-time process that would fill
+#           a core is stopped for 50 ms each second (kernel.sched_rt_runtime_us); Redis
+#           alone fills one at the closed-loop ceiling and nearly does at half the peak (it
+#           spends more per call than behind tollgate, which pipelines). So bench.sh's
+#           ceiling runs (1, 3b and the ceiling half of 3c) have Redis under the default
+#           policy: Redis as it comes, which the throttle cannot hold back.
+#   batch   tollgate under SCHED_BATCH, Redis under the default policy: tollgate's wake-ups
+#           stop preempting Redis mid-reply on a shared core, which in A/B rounds gave 7 %
+#           more checks/s and a lower p99 at 25-50 % of the peak in 31 of 48 pairs.
+#   normal  both under the default policy.
+#   auto    (the default) fifo where this user may set it, batch otherwise.
+# The load generator always runs under the default policy: it stands in for the clients,
+# and any wait it has for a core counts in the latencies it prints.
+choose_scheduling() {
+  SCHEDULING=${TOLLGATE_SCHEDULING:-auto}
+  if [[ $SCHEDULING == auto ]]; then
+    SCHEDULING=batch
+    ! chrt --fifo 1 true 2>/dev/null || SCHEDULING=fifo
+  fi
+  case "$SCHEDULING" in
+    fifo) TOLLGATE_LAUNCH=(chrt --fifo 1) ;;
+    batch) TOLLGATE_LAUNCH=(chrt --batch 0) ;;
+    normal) TOLLGATE_LAUNCH=() ;;
+    *) echo "$(basename "$0"): TOLLGATE_SCHEDULING must be auto, fifo, batch or normal" >&2; exit 2 ;;
+  esac
+}
+
+# redis_policy default|chosen: the policy of Redis's event-loop thread, the one that serves
+# calls (its helper threads keep the default). Runs of Redis alone (bench.sh's ceiling) have
+# it under the default policy, the rest under the chosen one; only fifo moves Redis at all.
+redis_policy() {
+  [[ $SCHEDULING == fifo ]] || return 0
+  case "$1" in
+    default) chrt --other --pid 0 "$REDIS_PID" ;;
+    chosen) chrt --reset-on-fork --fifo --pid 1 "$REDIS_PID" ;;
+  esac
+}
+policy() { chrt -p "$1" | sed -n '1s/.*: //p'; } # policy PID: its scheduling policy, as chrt names it
 
 http_get() { # http_get PORT PATH: the whole HTTP/1.0 answer (status line, headers, body) from 127.0.0.1
   (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3 && cat <&3)

@@ -4,8 +4,9 @@
 #
 # bench.sh's crowding figures say what share of the time each process waited for a core.
 # This says how that wait was made up: it starts its own Redis and a one-thread release
-# tollgate (as bench.sh does), drives CheckQuota open loop at --rate, and in the middle of
-# the measured part records every context switch on the host for --seconds with
+# tollgate, both under the policy bench.sh gives them (choose_scheduling in common.sh, so
+# TOLLGATE_SCHEDULING applies here too), drives CheckQuota open loop at --rate, and in the
+# middle of the measured part records every context switch on the host for --seconds with
 # `perf sched record -a`. sched_waits.py then prints, per process, how often it was
 # preempted or slept, its waits from runnable to running (mean, over 200 us, over 1 ms,
 # longest, and the time in waits over 1 ms), what handed the core back at the end of the
@@ -31,7 +32,7 @@ while (($#)); do
     --seconds) SECS="$2"; shift 2 ;;
     --keys) KEYS="$2"; shift 2 ;;
     --ceiling) CEILING=1; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "sched_waits.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,8 +40,9 @@ done
 cd "$(dirname "$0")/.."
 # shellcheck source=loadtest/common.sh
 source loadtest/common.sh # the working directory is the repository root here
-require redis-server redis-cli:redis-tools perf:linux-perf python3
+require redis-server redis-cli:redis-tools perf:linux-perf python3 chrt:util-linux
 build_release
+choose_scheduling
 start_redis
 
 WARMUP=2
@@ -52,7 +54,9 @@ if ((CEILING)); then
   LOAD_PID=$!
   WATCH=("redis-server=$REDIS_PID" "tollgate-loadgen=$LOAD_PID")
 else
+  redis_policy chosen # as in bench.sh's tollgate runs; its ceiling runs keep the default
   start_tollgate --worker-threads 1
+  echo "==> tollgate: $(policy "$TOLLGATE_PID"); Redis: $(policy "$REDIS_PID")"
   "$LOADGEN" grpc --addr "http://127.0.0.1:$GRPC_PORT" -k "$KEYS" -c 1000 \
     -d "${DURATION}s" --warmup "${WARMUP}s" --rate "$RATE" >"$WORK/load.out" 2>&1 &
   LOAD_PID=$!
