@@ -5,13 +5,15 @@ Reads `perf script -F comm,tid,pid,cpu,time,event,trace` output of a `perf sched
 on standard input. For each thread named on the command line (NAME=TID) it prints how often
 it was switched out while still runnable (preempted) or asleep, and each wait from runnable
 (woken, or preempted) to running again: the mean, how many passed 200 us and 1 ms, the
-longest, and the time spent in waits over 1 ms. For those long waits it also prints what
-held the core the thread waited for, and how much of the wait the other cores spent idle:
-a long wait beside an idle core is the scheduler's placement, not a lack of CPU.
+longest, and the time spent in waits over 1 ms. For all its waits, and again for the long
+ones, it prints how much of the wait the other cores spent idle and what held the core the
+thread waited for: a wait beside an idle core is the scheduler's placement, not a lack of
+CPU.
 
 Usage: perf script ... | sched_waits.py SECONDS NAME=TID [NAME=TID ...]
 """
 
+import bisect
 import re
 import sys
 from collections import Counter, defaultdict
@@ -37,13 +39,31 @@ def fields(text):
     return dict(FIELD.findall(text))
 
 
-def idle_overlap(intervals, start, end):
+def idle_overlap(intervals, ends, start, end):
+    """Seconds of [start, end) inside the sorted, disjoint `intervals` (`ends`: their ends)."""
     total = 0.0
-    for a, b in intervals:
-        if b <= start or a >= end:
-            continue
+    i = bisect.bisect_right(ends, start)
+    while i < len(intervals) and intervals[i][0] < end:
+        a, b = intervals[i]
         total += min(b, end) - max(a, start)
+        i += 1
     return total
+
+
+def beside(waits, idle, ends, cpus):
+    """How the other cores spent `waits`: the idle share, and what held the waited-for core."""
+    total = sum(w for w, _, _, _ in waits)
+    spare = sum(
+        idle_overlap(idle[c], ends[c], start, start + w)
+        for w, start, cpu, _ in waits
+        for c in cpus
+        if c != cpu
+    )
+    behind = Counter(holder for _, _, _, holder in waits)
+    return (
+        f"the other cores were idle {spare / total * 100 if total else 0:.0f} % of the time; "
+        "the core was handed back by " + ", ".join(f"{n} {c}x" for n, c in behind.most_common(4))
+    )
 
 
 def main(argv):
@@ -90,6 +110,7 @@ def main(argv):
             if th and th.runnable_since is not None:
                 th.waits.append((t - th.runnable_since, th.runnable_since, cpu, f.get("prev_comm", "?")))
                 th.runnable_since = None
+    ends = {c: [b for _, b in idle[c]] for c in cpus}
     for th in watched.values():
         waits = [w[0] for w in th.waits]
         if not waits:
@@ -103,18 +124,9 @@ def main(argv):
             f"over 1 ms {len(long_waits)}, longest {max(waits) * 1e3:.2f} ms; "
             f"{long_total * 1e3:.1f} ms in waits over 1 ms ({long_total / seconds * 100:.1f} % of {seconds:g} s)"
         )
+        print(f"  {'':<15} in all its waits {beside(th.waits, idle, ends, cpus)}")
         if long_waits:
-            spare = sum(
-                idle_overlap(idle[c], start, start + w)
-                for w, start, cpu, _ in long_waits
-                for c in cpus
-                if c != cpu
-            )
-            behind = Counter(holder for _, _, _, holder in long_waits)
-            print(
-                f"  {'':<15} in those waits the other cores were idle {spare / long_total * 100:.0f} % of the time; "
-                "the core was handed back by " + ", ".join(f"{n} {c}x" for n, c in behind.most_common())
-            )
+            print(f"  {'':<15} in the waits over 1 ms {beside(long_waits, idle, ends, cpus)}")
     return 0
 
 

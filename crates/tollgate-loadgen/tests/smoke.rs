@@ -369,8 +369,10 @@ fn sched_waits_reads_a_trace() {
         "preempted 1, slept 1; 2 waits for a core",
         "mean 1525 us, over 200 us 1, over 1 ms 1, longest 3.00 ms",
         "3.0 ms in waits over 1 ms (0.3 % of 1 s)",
-        "the other cores were idle 50 % of the time",
-        "handed back by redis-server 1x",
+        "in all its waits the other cores were idle 49 % of the time; \
+         the core was handed back by redis-server 1x, swapper/0 1x",
+        "in the waits over 1 ms the other cores were idle 50 % of the time; \
+         the core was handed back by redis-server 1x",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
