@@ -9,10 +9,10 @@
 # middle of the measured part records every context switch on the host for --seconds with
 # `perf sched record -a`. sched_waits.py then prints, per process, how often it was
 # preempted or slept, its waits from runnable to running (mean, over 200 us, over 1 ms,
-# longest, and the time in waits over 1 ms), what handed the core back at the end of the
-# long waits, and how much of those waits the other core spent idle. With --ceiling it
-# traces the ceiling instead (check.lua straight on Redis at the same rate, no tollgate):
-# the same host and load generator without tollgate's hop.
+# longest, and the time in waits over 1 ms), and, for all its waits and again for those
+# over 1 ms, what handed the core back and how much of them the other core spent idle.
+# With --ceiling it traces the ceiling instead (check.lua straight on Redis at the same
+# rate, no tollgate): the same host and load generator without tollgate's hop.
 #
 # Usage: loadtest/sched_waits.sh [--rate R] [--seconds S] [--keys N] [--ceiling]
 #   --rate     checks per second (default 20000: about half of tollgate's peak on the
