@@ -10,7 +10,7 @@
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import {
-  API_ID, STAGE, GRPC_SUMMARY, TREND_STATS, allowed, attempt, connector, randomKey, refused, scenarios, summary, thresholds,
+  API_ID, STAGE, GRPC_SUMMARY, TREND_STATS, attempt, connector, randomKey, scenarios, summary, thresholds, tally,
 } from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
@@ -38,8 +38,7 @@ export default function () {
   if (res === null) return;
   const ok = res.status === grpc.StatusOK && res.message.verdict === 'VERDICT_OK';
   check(res, { 'CheckQuota answered VERDICT_OK': () => ok });
-  if (ok) allowed.add(1);
-  else refused.add(1);
+  tally(ok);
 }
 
 export function handleSummary(data) {

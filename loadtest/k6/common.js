@@ -44,9 +44,14 @@ export function scenarios() {
 
 // Checks tollgate admitted, checks it answered otherwise, and calls that got no answer at
 // all (no connection, a transport error).
-export const allowed = new Counter('tollgate_allowed');
-export const refused = new Counter('tollgate_refused');
-export const failed = new Counter('tollgate_failed');
+const allowed = new Counter('tollgate_allowed');
+const refused = new Counter('tollgate_refused');
+const failed = new Counter('tollgate_failed');
+
+// Counts one answered check: admitted (OK), or answered otherwise.
+export function tally(ok) {
+  (ok ? allowed : refused).add(1);
+}
 
 // The thresholds of every script: every check admitted, none failed, p99 of DURATION_METRIC
 // under P99_MS (default 50 ms, for a closed loop at saturation), plus EXTRA. A run in which

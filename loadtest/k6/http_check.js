@@ -10,7 +10,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import {
-  API_ID, STAGE, TREND_STATS, allowed, randomKey, refused, scenarios, summary, thresholds,
+  API_ID, STAGE, TREND_STATS, randomKey, scenarios, summary, thresholds, tally,
 } from './common.js';
 
 // The gRPC scripts take host:port, so the same form is the one people pass here too;
@@ -45,8 +45,7 @@ export default function () {
     'answered 200': (r) => r.status === 200,
     'verdict OK with RateLimit headers': (r) => verdict === 'OK' && r.headers['Ratelimit-Limit'] !== undefined,
   });
-  if (ok) allowed.add(1);
-  else refused.add(1);
+  tally(ok);
 }
 
 export function handleSummary(data) {

@@ -18,7 +18,7 @@
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import {
-  API_ID, KEYS, STAGE, GRPC_SUMMARY, TREND_STATS, allowed, attempt, connector, keyValue, refused, scenarios, summary, thresholds,
+  API_ID, KEYS, STAGE, GRPC_SUMMARY, TREND_STATS, attempt, connector, keyValue, scenarios, summary, thresholds, tally,
 } from './common.js';
 
 const ADDR = __ENV.TOLLGATE_GRPC || '127.0.0.1:8081';
@@ -71,8 +71,7 @@ export default function () {
   if (res === null) return;
   const ok = res.status === grpc.StatusOK && res.message.overallCode === 'OK';
   check(res, { 'ShouldRateLimit answered OK': () => ok });
-  if (ok) allowed.add(1);
-  else refused.add(1);
+  tally(ok);
 }
 
 export function handleSummary(data) {
