@@ -31,7 +31,7 @@ while (($#)); do
     --out) OUT="$2"; shift 2 ;;
     --rls) MODE=rls; shift ;;
     --redis) MODE=redis; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 { if (/^set -euo/) exit; print }' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done

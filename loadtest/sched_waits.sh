@@ -32,7 +32,7 @@ while (($#)); do
     --seconds) SECS="$2"; shift 2 ;;
     --keys) KEYS="$2"; shift 2 ;;
     --ceiling) CEILING=1; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 { if (/^set -euo/) exit; print }' "$0"; exit 0 ;;
     *) echo "sched_waits.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done

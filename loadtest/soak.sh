@@ -22,7 +22,7 @@ while (($#)); do
     --minutes) MINUTES="$2"; shift 2 ;;
     --rate) RATE="$2"; shift 2 ;;
     --keys) KEYS="$2"; shift 2 ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 { if (/^set -euo/) exit; print }' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
