@@ -6,7 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 use support::*;
 use tollgate_proto::v1::{QuotaPeriod, Verdict};
-use tollgate_testkit::RedisServer;
+use tollgate_store::redis::CHECK_LUA;
+use tollgate_testkit::{commandstats, RedisServer};
 
 /// The seed scenario: five calls pass with a shrinking quota, the sixth gets 429 "Limit
 /// Exceeded" with Retry-After until the next UTC midnight.
@@ -326,25 +327,13 @@ async fn health_endpoints() {
 }
 
 /// Redis calls made since the last `CONFIG RESETSTAT`, by command name.
-async fn redis_calls(
-    c: &mut redis::aio::MultiplexedConnection,
-) -> std::collections::BTreeMap<String, u64> {
+async fn redis_calls(c: &mut redis::aio::MultiplexedConnection) -> commandstats::CommandCalls {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(c)
         .await
         .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|f| f.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.to_string(), calls))
-        })
-        .collect()
+    commandstats::parse(&info)
 }
 
 /// A connection to `redis` whose command counts (`redis_calls`) start from zero now.
@@ -389,12 +378,10 @@ async fn redis_calls_per_check() {
     }
     let calls = redis_calls(&mut raw).await;
     // commandstats also counts the commands a script runs; those are not round trips.
-    let inside_script = [
-        "time", "get", "set", "hmget", "hset", "expire", "expireat", "hincrby", "hkeys", "hdel",
-    ];
-    let round_trips: u64 = calls
+    let sent = commandstats::client_calls(&Default::default(), &calls, &[CHECK_LUA]);
+    let round_trips: u64 = sent
         .iter()
-        .filter(|(k, _)| !inside_script.contains(&k.as_str()) && k.as_str() != "config|resetstat")
+        .filter(|(k, _)| k.as_str() != "config|resetstat")
         .map(|(_, v)| v)
         .sum();
     assert_eq!(calls.get("evalsha"), Some(&5), "{calls:?}");

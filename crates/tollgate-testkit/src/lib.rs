@@ -18,6 +18,7 @@
 //!   password, or with extra arguments), stop, restart on the same port, pause and resume.
 //! - [`cluster`]: [`RedisCluster`], N masters joined with `redis-cli --cluster create`.
 //! - [`error`]: [`HarnessError`], what went wrong and what to do about it.
+//! - [`commandstats`]: the round trips clients made to a server, from `INFO commandstats`.
 //! - `ports` (private): free loopback ports.
 //! - `resp` (private): a blocking, minimal RESP client over std's `TcpStream`, used to see
 //!   when a server is up, so the harness needs no async runtime.
@@ -39,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod commandstats;
 pub mod error;
 mod ports;
 mod resp;
