@@ -1,5 +1,5 @@
 //! Test harness for tollgate: starts real redis-server processes (standalone and Cluster) on
-//! free ports and removes them afterwards.
+//! free ports and removes them afterwards, and counts the round trips clients made to them.
 //!
 //! ```no_run
 //! use tollgate_testkit::{RedisCluster, RedisServer};
