@@ -107,3 +107,17 @@ fn bad_flags() {
     assert_eq!(code, 1);
     assert!(err.contains("not a Redis URL"), "{err}");
 }
+
+/// Logs written to a file (as under systemd, Docker or Kubernetes) carry no colour escape
+/// codes; colour is for a terminal only.
+#[test]
+fn logs_to_a_file_are_plain_text() {
+    let seed = support::seed_config();
+    let t = support::Tollgate::start(&["--config", seed.to_str().unwrap()]);
+    let log = t.log();
+    assert!(log.contains("listening"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file:\n{log:?}"
+    );
+}
