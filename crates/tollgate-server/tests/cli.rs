@@ -121,3 +121,58 @@ fn logs_to_a_file_are_plain_text() {
         "escape codes in a log file:\n{log:?}"
     );
 }
+
+/// The README's command-line table names every flag of `tollgate serve --help`, with the
+/// same environment variable and default, so the two cannot drift apart.
+#[test]
+fn readme_lists_every_serve_flag() {
+    let (code, help, _) = tollgate(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("\n## Command line\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Command line section in README.md");
+    // (flag, env, default) from the help text, one flag after another.
+    let mut flags: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for line in help.lines().map(str::trim) {
+        if let Some(flag) = line.strip_prefix("--") {
+            let name = flag.split([' ', '<']).next().unwrap_or_default();
+            flags.push((format!("--{name}"), None, None));
+        } else if let Some(last) = flags.last_mut() {
+            if let Some(env) = line.strip_prefix("[env: ") {
+                last.1 = env.split(['=', ']']).next().map(str::to_string);
+            } else if let Some(default) = line.strip_prefix("[default: ") {
+                last.2 = default.strip_suffix(']').map(str::to_string);
+            }
+        }
+    }
+    let flags: Vec<_> = flags
+        .into_iter()
+        .filter(|(f, _, _)| f != "--help")
+        .collect();
+    assert!(
+        flags.len() > 20,
+        "too few flags read from the help: {flags:?}"
+    );
+    for (flag, env, default) in flags {
+        let row = section
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{flag}")))
+            .unwrap_or_else(|| panic!("README's command-line table lacks {flag}"));
+        if let Some(env) = env {
+            assert!(
+                row.contains(&format!("`{env}`")),
+                "{flag}: {env} not in {row}"
+            );
+        }
+        if let Some(default) = default {
+            assert!(
+                row.contains(&format!("`{default}`")),
+                "{flag}: default {default} not in {row}"
+            );
+        }
+    }
+}
