@@ -61,6 +61,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, in declaration order (for metrics that list them all up front).
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Ok,
+        Verdict::Throttled,
+        Verdict::QuotaExceeded,
+        Verdict::KeyMissing,
+        Verdict::KeyInvalid,
+        Verdict::KeyDisabled,
+        Verdict::KeyNotSubscribed,
+        Verdict::Unavailable,
+    ];
+
     /// The HTTP status a proxy should answer with.
     pub fn http_status(self) -> u16 {
         match self {
@@ -223,6 +235,25 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Verdict::ALL` holds every verdict once, in order; a new variant stops this match
+    /// from compiling until it is added there too.
+    #[test]
+    fn all_lists_every_verdict_once() {
+        for (i, v) in Verdict::ALL.into_iter().enumerate() {
+            let position = match v {
+                Verdict::Ok => 0,
+                Verdict::Throttled => 1,
+                Verdict::QuotaExceeded => 2,
+                Verdict::KeyMissing => 3,
+                Verdict::KeyInvalid => 4,
+                Verdict::KeyDisabled => 5,
+                Verdict::KeyNotSubscribed => 6,
+                Verdict::Unavailable => 7,
+            };
+            assert_eq!(i, position, "{v:?}");
+        }
+    }
 
     /// Every verdict maps to the status and message AWS uses.
     #[test]

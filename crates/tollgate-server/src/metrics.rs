@@ -8,8 +8,13 @@
 //! options ask for.
 //!
 //! Every protocol adapter records its answers with [`observe_check`] under its protocol
-//! (`grpc` for CheckQuota, `ext_authz`, `rls`; the HTTP checks use `http` and `nginx`), and
-//! the limiter counts store failures with [`store_error`].
+//! (`grpc` for CheckQuota, `ext_authz`, `rls`; the HTTP checks use `http` and, for nginx,
+//! `auth_request`), and the limiter counts store failures with [`store_error`].
+//!
+//! Series whose label values are known in advance (protocols, verdicts, store error kinds,
+//! RLS codes) exist at zero from the start: a counter that first appears at 1 hides that
+//! first increase from `rate()` and `increase()`, so an alert on store errors would miss
+//! the first burst of them.
 
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
@@ -27,6 +32,15 @@ use tollgate_store::StoreError;
 const CHECK_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
+
+/// The `protocol` label of each adapter that answers with a [`Verdict`].
+const VERDICT_PROTOCOLS: [&str; 4] = ["grpc", "http", "auth_request", "ext_authz"];
+/// The `verdict` label values of `protocol="rls"`.
+const RLS_VERDICTS: [&str; 3] = ["ok", "over_limit", "unavailable"];
+/// The `code` label values of `tollgate_rls_requests_total`.
+const RLS_CODES: [&str; 3] = ["ok", "over_limit", "error"];
+/// The `kind` label values of `tollgate_store_errors_total`.
+const STORE_ERROR_KINDS: [&str; 4] = ["unavailable", "timeout", "protocol", "config"];
 
 /// Every metric tollgate exports.
 pub struct Metrics {
@@ -95,7 +109,7 @@ impl Metrics {
             "Envoy rate-limit domains in force.",
         )?;
         registry.register(Box::new(rls_config_domains.clone()))?;
-        Ok(Metrics {
+        let m = Metrics {
             checks,
             check_duration,
             store_errors: counter_vec(
@@ -142,7 +156,31 @@ impl Metrics {
                 "verdict",
             )?,
             registry,
-        })
+        };
+        m.create_known_series();
+        Ok(m)
+    }
+
+    /// Creates, at zero, every series whose labels are known before any request.
+    fn create_known_series(&self) {
+        for verdict in Verdict::ALL.map(verdict_label) {
+            for protocol in VERDICT_PROTOCOLS {
+                self.checks.with_label_values(&[protocol, verdict]);
+            }
+            self.ext_authz_checks.with_label_values(&[verdict]);
+        }
+        for verdict in RLS_VERDICTS {
+            self.checks.with_label_values(&["rls", verdict]);
+        }
+        for protocol in VERDICT_PROTOCOLS.into_iter().chain(["rls"]) {
+            self.check_duration.with_label_values(&[protocol]);
+        }
+        for code in RLS_CODES {
+            self.rls_requests.with_label_values(&[code]);
+        }
+        for kind in STORE_ERROR_KINDS {
+            self.store_errors.with_label_values(&[kind]);
+        }
     }
 
     /// The registry in the Prometheus text format.
@@ -189,13 +227,20 @@ pub fn observe_check(protocol: &str, verdict: &str, started: Instant) {
 
 /// Records a failed limit store call.
 pub fn store_error(e: &StoreError) {
-    let kind = match e {
-        StoreError::Unavailable(_) => "unavailable",
-        StoreError::Timeout(_) => "timeout",
-        StoreError::Protocol(_) => "protocol",
-        StoreError::Config(_) => "config",
-    };
-    metrics().store_errors.with_label_values(&[kind]).inc();
+    metrics()
+        .store_errors
+        .with_label_values(&[store_error_kind(e)])
+        .inc();
+}
+
+/// The `kind` label of a store error (one of [`STORE_ERROR_KINDS`]).
+fn store_error_kind(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Unavailable(_) => STORE_ERROR_KINDS[0],
+        StoreError::Timeout(_) => STORE_ERROR_KINDS[1],
+        StoreError::Protocol(_) => STORE_ERROR_KINDS[2],
+        StoreError::Config(_) => STORE_ERROR_KINDS[3],
+    }
 }
 
 /// `GET /metrics`.
@@ -246,5 +291,43 @@ mod tests {
             text.contains("tollgate_rls_requests_total{code=\"ok\"} 1"),
             "{text}"
         );
+    }
+
+    /// Before any request, every series with known labels is there at zero, and nothing
+    /// else is: a rule's series still wait for the rule.
+    #[test]
+    fn known_series_start_at_zero() {
+        let text = Metrics::new().unwrap().render().unwrap();
+        for line in [
+            "tollgate_store_errors_total{kind=\"timeout\"} 0",
+            "tollgate_store_errors_total{kind=\"unavailable\"} 0",
+            "tollgate_checks_total{protocol=\"auth_request\",verdict=\"key_invalid\"} 0",
+            "tollgate_checks_total{protocol=\"grpc\",verdict=\"unavailable\"} 0",
+            "tollgate_checks_total{protocol=\"rls\",verdict=\"over_limit\"} 0",
+            "tollgate_ext_authz_checks_total{verdict=\"throttled\"} 0",
+            "tollgate_rls_requests_total{code=\"error\"} 0",
+            "tollgate_check_duration_seconds_count{protocol=\"http\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let checks = text
+            .lines()
+            .filter(|l| l.starts_with("tollgate_checks_total{"))
+            .count();
+        assert_eq!(checks, 4 * Verdict::ALL.len() + 3, "{text}");
+        assert!(!text.contains("tollgate_rls_rule_checks_total{"), "{text}");
+    }
+
+    /// Each store error counts under its own kind.
+    #[test]
+    fn store_error_kinds_are_distinct() {
+        let kinds = [
+            StoreError::Unavailable(String::new()),
+            StoreError::Timeout(1),
+            StoreError::Protocol(String::new()),
+            StoreError::Config(String::new()),
+        ]
+        .map(|e| store_error_kind(&e));
+        assert_eq!(kinds, STORE_ERROR_KINDS);
     }
 }
