@@ -106,7 +106,7 @@ impl Limiter {
         &self.store
     }
 
-    /// Decides one check for the adapter of `protocol` (`grpc`, `http`, ...): like
+    /// Decides one check for the adapter of `protocol` (from [`crate::metrics::protocol`]): like
     /// [`Limiter::check`], and also fills the current span's check fields (`api_id`, `stage`,
     /// `method`, `plan_id`, `key_id`, `verdict`; never the key value) and records the check's
     /// metrics, so every adapter observes checks the same way and only translates.

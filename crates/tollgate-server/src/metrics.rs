@@ -33,8 +33,28 @@ const CHECK_BUCKETS: &[f64] = &[
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// The `protocol` label of each check adapter; adapters name theirs from here, so the
+/// series created at start are the ones they count in.
+pub mod protocol {
+    /// CheckQuota over gRPC.
+    pub const GRPC: &str = "grpc";
+    /// `POST /v1/check`.
+    pub const HTTP: &str = "http";
+    /// nginx's `auth_request` endpoint.
+    pub const AUTH_REQUEST: &str = "auth_request";
+    /// Envoy external authorization.
+    pub const EXT_AUTHZ: &str = "ext_authz";
+    /// Envoy RLS `ShouldRateLimit`.
+    pub const RLS: &str = "rls";
+}
+
 /// The `protocol` label of each adapter that answers with a [`Verdict`].
-const VERDICT_PROTOCOLS: [&str; 4] = ["grpc", "http", "auth_request", "ext_authz"];
+const VERDICT_PROTOCOLS: [&str; 4] = [
+    protocol::GRPC,
+    protocol::HTTP,
+    protocol::AUTH_REQUEST,
+    protocol::EXT_AUTHZ,
+];
 /// The `verdict` label values of `protocol="rls"`.
 const RLS_VERDICTS: [&str; 3] = ["ok", "over_limit", "unavailable"];
 /// The `code` label values of `tollgate_rls_requests_total`.
@@ -170,10 +190,10 @@ impl Metrics {
             self.ext_authz_checks.with_label_values(&[verdict]);
         }
         for verdict in RLS_VERDICTS {
-            self.checks.with_label_values(&["rls", verdict]);
+            self.checks.with_label_values(&[protocol::RLS, verdict]);
         }
-        for protocol in VERDICT_PROTOCOLS.into_iter().chain(["rls"]) {
-            self.check_duration.with_label_values(&[protocol]);
+        for name in VERDICT_PROTOCOLS.into_iter().chain([protocol::RLS]) {
+            self.check_duration.with_label_values(&[name]);
         }
         for code in RLS_CODES {
             self.rls_requests.with_label_values(&[code]);

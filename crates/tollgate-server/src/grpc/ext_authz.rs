@@ -20,7 +20,7 @@
 //! Every denial carries `content-type: application/json` and the `RateLimit-*` headers.
 
 use crate::limiter::Limiter;
-use crate::metrics::{metrics, verdict_label};
+use crate::metrics::{metrics, protocol, verdict_label};
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
@@ -218,7 +218,7 @@ impl Authorization for ExtAuthzApi {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let check = self.to_core(request.get_ref())?;
-        let decision = self.limiter.check_for("ext_authz", &check).await;
+        let decision = self.limiter.check_for(protocol::EXT_AUTHZ, &check).await;
         metrics()
             .ext_authz_checks
             .with_label_values(&[verdict_label(decision.verdict)])

@@ -131,7 +131,10 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
         request: Request<pb::CheckQuotaRequest>,
     ) -> Result<Response<pb::CheckQuotaResponse>, Status> {
         let req = to_core(request.into_inner())?;
-        let decision = self.limiter.check_for("grpc", &req).await;
+        let decision = self
+            .limiter
+            .check_for(crate::metrics::protocol::GRPC, &req)
+            .await;
         Ok(Response::new(to_pb(decision)))
     }
 }

@@ -14,7 +14,7 @@
 //!   UNAVAILABLE under `deny`, which Envoy's `failure_mode_deny` turns into a refusal.
 
 use crate::limiter::{Limiter, RlsCheckError};
-use crate::metrics::{metrics, observe_check};
+use crate::metrics::{metrics, observe_check, protocol};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::r#type::v3::RateLimitUnit;
@@ -239,7 +239,7 @@ impl RateLimitService for RlsApi {
             }
             Err(RlsCheckError::Unavailable(e)) => {
                 metrics().rls_requests.with_label_values(&["error"]).inc();
-                observe_check("rls", "unavailable", started);
+                observe_check(protocol::RLS, "unavailable", started);
                 span.record("overall_code", "UNAVAILABLE");
                 return Err(Status::unavailable(e.to_string()));
             }
@@ -250,7 +250,7 @@ impl RateLimitService for RlsApi {
         } else {
             "ok"
         };
-        observe_check("rls", verdict, started);
+        observe_check(protocol::RLS, verdict, started);
         span.record(
             "overall_code",
             if decision.over_limit {

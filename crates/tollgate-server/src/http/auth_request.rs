@@ -213,7 +213,9 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return answer_bad_input(&bad, mode),
     };
-    let decision = limiter.check_for("auth_request", &req).await;
+    let decision = limiter
+        .check_for(crate::metrics::protocol::AUTH_REQUEST, &req)
+        .await;
     answer(&decision, mode)
 }
 

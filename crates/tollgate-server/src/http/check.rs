@@ -301,7 +301,9 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
     };
-    let decision = limiter.check_for("http", &req).await;
+    let decision = limiter
+        .check_for(crate::metrics::protocol::HTTP, &req)
+        .await;
     let mut response = (
         StatusCode::OK,
         Json(CheckResponse::from_decision(&decision)),
