@@ -55,10 +55,6 @@ const VERDICT_PROTOCOLS: [&str; 4] = [
     protocol::AUTH_REQUEST,
     protocol::EXT_AUTHZ,
 ];
-/// The `verdict` label values of `protocol="rls"`.
-const RLS_VERDICTS: [&str; 3] = ["ok", "over_limit", "unavailable"];
-/// The `code` label values of `tollgate_rls_requests_total`.
-const RLS_CODES: [&str; 3] = ["ok", "over_limit", "error"];
 /// The `kind` label values of `tollgate_store_errors_total`.
 const STORE_ERROR_KINDS: [&str; 4] = ["unavailable", "timeout", "protocol", "config"];
 
@@ -189,14 +185,13 @@ impl Metrics {
             }
             self.ext_authz_checks.with_label_values(&[verdict]);
         }
-        for verdict in RLS_VERDICTS {
-            self.checks.with_label_values(&[protocol::RLS, verdict]);
+        for outcome in RlsOutcome::ALL {
+            self.checks
+                .with_label_values(&[protocol::RLS, outcome.verdict()]);
+            self.rls_requests.with_label_values(&[outcome.code()]);
         }
         for name in VERDICT_PROTOCOLS.into_iter().chain([protocol::RLS]) {
             self.check_duration.with_label_values(&[name]);
-        }
-        for code in RLS_CODES {
-            self.rls_requests.with_label_values(&[code]);
         }
         for kind in STORE_ERROR_KINDS {
             self.store_errors.with_label_values(&[kind]);
@@ -243,6 +238,54 @@ pub fn observe_check(protocol: &str, verdict: &str, started: Instant) {
     m.check_duration
         .with_label_values(&[protocol])
         .observe(started.elapsed().as_secs_f64());
+}
+
+/// How a `ShouldRateLimit` call ended, as the RLS metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlsOutcome {
+    /// Every descriptor under its limit.
+    Ok,
+    /// At least one descriptor over its limit.
+    OverLimit,
+    /// The limit store failed.
+    Unavailable,
+}
+
+impl RlsOutcome {
+    /// Every outcome.
+    const ALL: [RlsOutcome; 3] = [
+        RlsOutcome::Ok,
+        RlsOutcome::OverLimit,
+        RlsOutcome::Unavailable,
+    ];
+
+    /// Its `code` label on `tollgate_rls_requests_total`.
+    fn code(self) -> &'static str {
+        match self {
+            RlsOutcome::Ok => "ok",
+            RlsOutcome::OverLimit => "over_limit",
+            RlsOutcome::Unavailable => "error",
+        }
+    }
+
+    /// Its `verdict` label on `tollgate_checks_total{protocol="rls"}`.
+    fn verdict(self) -> &'static str {
+        match self {
+            RlsOutcome::Ok => "ok",
+            RlsOutcome::OverLimit => "over_limit",
+            RlsOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Records one answered `ShouldRateLimit` call begun at `started`: its overall code, and
+/// the check's verdict and time under `protocol="rls"`.
+pub fn observe_rls(outcome: RlsOutcome, started: Instant) {
+    metrics()
+        .rls_requests
+        .with_label_values(&[outcome.code()])
+        .inc();
+    observe_check(protocol::RLS, outcome.verdict(), started);
 }
 
 /// Records a failed limit store call.

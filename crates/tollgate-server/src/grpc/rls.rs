@@ -14,7 +14,7 @@
 //!   UNAVAILABLE under `deny`, which Envoy's `failure_mode_deny` turns into a refusal.
 
 use crate::limiter::{Limiter, RlsCheckError};
-use crate::metrics::{metrics, observe_check, protocol};
+use crate::metrics::{metrics, observe_rls, RlsOutcome};
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use envoy_types::pb::envoy::r#type::v3::RateLimitUnit;
@@ -196,12 +196,10 @@ pub fn to_pb(d: &RlsDecision) -> RateLimitResponse {
     }
 }
 
-/// Counts the decision in the per-rule stats, as envoyproxy/ratelimit names them.
+/// Counts the decision in the per-rule stats, as envoyproxy/ratelimit names them (the
+/// overall code is [`observe_rls`]'s).
 fn record(d: &RlsDecision) {
     let m = metrics();
-    m.rls_requests
-        .with_label_values(&[if d.over_limit { "over_limit" } else { "ok" }])
-        .inc();
     for s in &d.statuses {
         let Some(rule) = s.stats_key.as_deref() else {
             continue;
@@ -238,19 +236,20 @@ impl RateLimitService for RlsApi {
                 return Err(Status::invalid_argument(e.to_string()));
             }
             Err(RlsCheckError::Unavailable(e)) => {
-                metrics().rls_requests.with_label_values(&["error"]).inc();
-                observe_check(protocol::RLS, "unavailable", started);
+                observe_rls(RlsOutcome::Unavailable, started);
                 span.record("overall_code", "UNAVAILABLE");
                 return Err(Status::unavailable(e.to_string()));
             }
         };
         record(&decision);
-        let verdict = if decision.over_limit {
-            "over_limit"
-        } else {
-            "ok"
-        };
-        observe_check(protocol::RLS, verdict, started);
+        observe_rls(
+            if decision.over_limit {
+                RlsOutcome::OverLimit
+            } else {
+                RlsOutcome::Ok
+            },
+            started,
+        );
         span.record(
             "overall_code",
             if decision.over_limit {
