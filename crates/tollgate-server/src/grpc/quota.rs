@@ -3,6 +3,7 @@
 //! requests get a gRPC error (`INVALID_ARGUMENT`).
 
 use crate::limiter::Limiter;
+use crate::metrics::protocol;
 use std::sync::Arc;
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::check::{checked_cost, CheckRequest, Decision, Verdict};
@@ -131,10 +132,7 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
         request: Request<pb::CheckQuotaRequest>,
     ) -> Result<Response<pb::CheckQuotaResponse>, Status> {
         let req = to_core(request.into_inner())?;
-        let decision = self
-            .limiter
-            .check_for(crate::metrics::protocol::GRPC, &req)
-            .await;
+        let decision = self.limiter.check_for(protocol::GRPC, &req).await;
         Ok(Response::new(to_pb(decision)))
     }
 }

@@ -31,6 +31,7 @@
 use crate::grpc::quota::to_core;
 use crate::http::check::{add_headers, verdict_name};
 use crate::limiter::Limiter;
+use crate::metrics::protocol;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -213,9 +214,7 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return answer_bad_input(&bad, mode),
     };
-    let decision = limiter
-        .check_for(crate::metrics::protocol::AUTH_REQUEST, &req)
-        .await;
+    let decision = limiter.check_for(protocol::AUTH_REQUEST, &req).await;
     answer(&decision, mode)
 }
 

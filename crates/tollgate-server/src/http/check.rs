@@ -24,6 +24,7 @@
 
 use crate::grpc::quota::to_core;
 use crate::limiter::Limiter;
+use crate::metrics::protocol;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -301,9 +302,7 @@ pub async fn handler(
         Ok(r) => r,
         Err(bad) => return bad.into_response(),
     };
-    let decision = limiter
-        .check_for(crate::metrics::protocol::HTTP, &req)
-        .await;
+    let decision = limiter.check_for(protocol::HTTP, &req).await;
     let mut response = (
         StatusCode::OK,
         Json(CheckResponse::from_decision(&decision)),
