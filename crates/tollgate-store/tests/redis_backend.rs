@@ -117,11 +117,22 @@ async fn a_hint_for_another_day_is_ignored() {
             .collect::<Vec<_>>()
     };
     assert_eq!(summary(&outcomes[1]), summary(&outcomes[3]));
-    assert!(outcomes[1].statuses[1].reset_after_us > 0);
+    // The two calls run moments apart, so their reset_after_us differ; the instant they
+    // point at, now + reset, is the period's end and must be the same to the microsecond.
+    let period_end_us = |o: &tollgate_core::batch::BatchOutcome| {
+        assert!(o.statuses[1].reset_after_us > 0);
+        o.now_us + i64::try_from(o.statuses[1].reset_after_us).expect("a day fits in i64")
+    };
     assert_eq!(
-        outcomes[1].statuses[1].reset_after_us / 1_000_000,
-        outcomes[3].statuses[1].reset_after_us / 1_000_000,
+        period_end_us(&outcomes[1]),
+        period_end_us(&outcomes[3]),
         "the same period end"
+    );
+    let end_s = window(QuotaPeriod::Day, outcomes[3].now_us / 1_000_000).end_s;
+    assert_eq!(
+        period_end_us(&outcomes[3]),
+        end_s * 1_000_000,
+        "today's end"
     );
 }
 
