@@ -6,7 +6,8 @@
 //! in-process channel of the memory store), and a periodic version poll, because pub/sub
 //! loses messages across reconnects. The poll runs every second while subscribed and four
 //! times a second while not, so a change made through any instance is enforced here within
-//! about a second even when the channel is down.
+//! about a second even when the channel is down. If the store ever holds an older catalog
+//! than this instance (it lost data), the instance writes its records back.
 
 use crate::limiter::Limiter;
 use arc_swap::ArcSwap;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tollgate_store::catalog::{CatalogRecords, Change, Commit};
 use tollgate_store::{CatalogStore, StoreError};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Version poll period while the change channel is up.
 const POLL_SUBSCRIBED: Duration = Duration::from_secs(1);
@@ -26,6 +27,11 @@ const POLL_UNSUBSCRIBED: Duration = Duration::from_millis(250);
 const RESUBSCRIBE_EVERY: Duration = Duration::from_secs(2);
 /// Commits retried this many times against newer versions before giving up.
 const COMMIT_ATTEMPTS: usize = 16;
+/// How far a restore moves the version past this instance's own. Instances learn of each
+/// commit within about a second, so one may hold a few commits more than the instance that
+/// restores first; the restored version must still be newer than all of theirs, or an
+/// instance whose version it equals would never load it and the fleet would disagree.
+const RESTORE_VERSION_STEP: u64 = 1_000;
 
 /// Why a mutation was not committed.
 #[derive(Debug)]
@@ -89,13 +95,52 @@ impl CatalogSync {
         }
     }
 
-    /// Reads every record from the store and installs them if they are newer.
+    /// Reads every record from the store and installs them if they are newer; puts this
+    /// instance's records back if the store's are older (see [`CatalogSync::restore`]).
     pub async fn reload(&self) -> Result<u64, StoreError> {
         let records = self.store.load_catalog().await?;
+        let known = self.records();
+        if known.version != 0 && records.version < known.version {
+            return self.restore(&known, records.version).await;
+        }
         let version = records.version;
-        let first = self.records.load().version == 0;
-        self.install(records, first).await;
+        self.install(records, known.version == 0).await;
         Ok(version)
+    }
+
+    /// The store's catalog is older than the one this instance enforces. Versions only
+    /// grow, so the store lost data: Redis restarted without persistence, was flushed, or
+    /// failed over to a replica that missed writes. Left alone, every write here would be
+    /// stale forever (409 to the operator) and instances started from now on would enforce
+    /// the older or empty catalog while this one enforces its own. The fleet holds the
+    /// records, so write them back, at a version past every instance's; of several
+    /// instances finding the loss at once, the first restores and the others load its
+    /// records. Usage counters are not in the catalog and stay lost.
+    async fn restore(&self, known: &CatalogRecords, found: u64) -> Result<u64, StoreError> {
+        let mut restored = known.clone();
+        restored.version = known.version.saturating_add(RESTORE_VERSION_STEP);
+        match self.store.restore(found, &restored).await? {
+            Commit::Applied(version) => {
+                error!(
+                    known = known.version,
+                    found,
+                    restored = version,
+                    plans = restored.plans.len(),
+                    keys = restored.keys.len(),
+                    "the record store went back to an older catalog (it lost data); restored this instance's records"
+                );
+                self.install(restored, false).await;
+                Ok(version)
+            }
+            // Another instance restored first, or committed: load whatever is there now.
+            Commit::Stale(now) => {
+                let records = self.store.load_catalog().await?;
+                if records.version >= known.version {
+                    self.install(records, false).await;
+                }
+                Ok(now)
+            }
+        }
     }
 
     /// Validates and commits the changes `f` derives from the current records, re-reading

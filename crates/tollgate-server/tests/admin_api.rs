@@ -624,6 +624,65 @@ async fn records_and_usage_survive_restart() {
     );
 }
 
+/// Redis restarting without its data leaves the running instances holding the records:
+/// they write them back, so management writes go on working (not a 409 "changed
+/// concurrently" on every write, as before) and an instance started afterwards serves the
+/// same plans and keys instead of an empty catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_come_back_after_redis_loses_its_data() {
+    let mut redis = RedisServer::start().unwrap();
+    let a = Tollgate::start_admin(&["--redis-url", &redis.url()], &[]);
+    let b = Tollgate::start_admin(&["--redis-url", &redis.url()], &[]);
+    let value = "lost-data-key-0123456789";
+    let (pid, kid) = seed(&a, value, 1000);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while verdict(&b, value).await != Verdict::Ok {
+        assert!(Instant::now() < deadline, "B never saw the key");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.restart().unwrap();
+    // Both instances find the older catalog within their one-second poll; a write finds
+    // it at once. Either way the write must succeed, on each instance. The first call on a
+    // connection the restart broke may answer 503 (retry later), as any outage does.
+    for (name, t) in [("A", &a), ("B", &b)] {
+        let body = json!({"patchOperations": [
+            {"op": "replace", "path": "/description", "value": format!("after loss, {name}")}
+        ]})
+        .to_string();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let r = loop {
+            let r = t.admin("PATCH", &format!("/usageplans/{pid}"), &body);
+            if r.status != 503 || Instant::now() > deadline {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(verdict(t, value).await, Verdict::Ok, "{name}");
+    }
+    let c = Tollgate::start_admin(&["--redis-url", &redis.url()], &[]);
+    let plan = c.admin("GET", &format!("/usageplans/{pid}"), "");
+    assert_eq!(
+        plan.status, 200,
+        "the new instance lists the plan: {}",
+        plan.body
+    );
+    assert_eq!(plan.json()["description"], "after loss, B");
+    assert_eq!(
+        c.admin("GET", &format!("/apikeys/{kid}"), "").json()["name"],
+        "k"
+    );
+    assert_eq!(
+        verdict(&c, value).await,
+        Verdict::Ok,
+        "the new instance admits the key"
+    );
+    assert!(
+        a.log().contains("lost data") || b.log().contains("lost data"),
+        "the restore is logged"
+    );
+}
+
 /// `tollgate apply -f FILE` writes the file to the shared Redis idempotently; an instance
 /// started without --config then serves it, and `serve --config` re-applying it changes
 /// nothing.

@@ -186,6 +186,16 @@ pub trait CatalogStore: Send + Sync + 'static {
     async fn commit(&self, expected_version: u64, changes: &[Change])
         -> Result<Commit, StoreError>;
 
+    /// Replaces every stored record with `records`, and the version with `records.version`,
+    /// if the stored catalog is still at `expected_version`; notifies every subscriber when
+    /// applied. For an instance that finds the store behind the records it enforces, which
+    /// only happens when the store lost data (see `CatalogSync` in the server).
+    async fn restore(
+        &self,
+        expected_version: u64,
+        records: &CatalogRecords,
+    ) -> Result<Commit, StoreError>;
+
     /// Announcements of new versions, from any instance.
     async fn subscribe(&self) -> Result<ChangeStream, StoreError>;
 }

@@ -524,6 +524,47 @@ async fn catalog_subscribers_hear_commits(b: Backend) {
     assert_eq!(v, Some(1));
 }
 
+/// A restore replaces every record and sets the given version, only from the version the
+/// caller found, and tells subscribers; what the store held and the records lack is gone.
+async fn catalog_restore_replaces_everything(b: Backend) {
+    let c = &b.catalog;
+    let held = vec![
+        Change::PutPlan(plan_record("old-plan", "prod")),
+        Change::PutKey(key_record("old-key")),
+    ];
+    assert_eq!(c.commit(0, &held).await.unwrap(), Commit::Applied(1));
+    let mut wanted = tollgate_store::catalog::CatalogRecords::default();
+    wanted.apply(&[
+        Change::PutPlan(plan_record("p1", "prod")),
+        Change::PutKey(key_record("k1")),
+        Change::AddMember {
+            plan_id: "p1".into(),
+            key_id: "k1".into(),
+        },
+    ]);
+    wanted.version = 1_007;
+    assert_eq!(c.restore(0, &wanted).await.unwrap(), Commit::Stale(1));
+    assert_eq!(
+        c.load_catalog().await.unwrap().plans.len(),
+        1,
+        "nothing written"
+    );
+    let mut changes = c.subscribe().await.unwrap();
+    assert_eq!(c.restore(1, &wanted).await.unwrap(), Commit::Applied(1_007));
+    assert_eq!(c.load_catalog().await.unwrap(), wanted);
+    let v = tokio::time::timeout(Duration::from_secs(2), changes.next())
+        .await
+        .expect("notified within 2 s");
+    assert_eq!(v, Some(1_007));
+    // Commits go on from the restored version.
+    assert_eq!(
+        c.commit(1_007, &[Change::DeleteKey("nope".into())])
+            .await
+            .unwrap(),
+        Commit::Applied(1_008)
+    );
+}
+
 /// The tag a check writes under is the one usage and grants address.
 async fn usage_tag_matches_checks(b: Backend) {
     let tag = batch_tag("plan-a", "key-a");
@@ -701,7 +742,8 @@ backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
-    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks,
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
+    usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
     check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
     check_all_concurrent_exactness);
@@ -709,7 +751,8 @@ backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_s
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
-    catalog_concurrent_commits, catalog_subscribers_hear_commits, usage_tag_matches_checks,
+    catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
+    usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
     check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
     check_all_concurrent_exactness);

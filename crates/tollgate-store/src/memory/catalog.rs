@@ -72,6 +72,26 @@ impl CatalogStore for MemoryStore {
         Ok(Commit::Applied(version))
     }
 
+    async fn restore(
+        &self,
+        expected_version: u64,
+        records: &CatalogRecords,
+    ) -> Result<Commit, StoreError> {
+        let mut stored = self
+            .catalog
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if stored.version != expected_version {
+            return Ok(Commit::Stale(stored.version));
+        }
+        *stored = records.clone();
+        let version = stored.version;
+        drop(stored);
+        self.catalog.changes.send_replace(version);
+        Ok(Commit::Applied(version))
+    }
+
     async fn subscribe(&self) -> Result<ChangeStream, StoreError> {
         let rx = self.catalog.changes.subscribe();
         Ok(Box::pin(futures_util::stream::unfold(

@@ -2,7 +2,8 @@
 //!
 //! Reads are one script call (`catalog_load.lua`) so the version and the records are one
 //! snapshot; commits are one script call (`catalog_commit.lua`) that checks the version,
-//! writes, bumps the version and publishes it. Subscribers listen on a dedicated pub/sub
+//! writes, bumps the version and publishes it; a restore (`catalog_restore.lua`) puts a
+//! whole catalog back the same way. Subscribers listen on a dedicated pub/sub
 //! connection. Pub/sub is lossy across reconnects, so callers also poll the version.
 
 use super::{RedisMode, RedisStore};
@@ -22,6 +23,10 @@ static LOAD_SCRIPT: LazyLock<Script> =
 /// The versioned commit; see its header for the KEYS/ARGV contract.
 static COMMIT_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/catalog_commit.lua")));
+
+/// The whole-catalog restore; see its header for the KEYS/ARGV contract.
+static RESTORE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/catalog_restore.lua")));
 
 fn catalog_keys() -> [String; 4] {
     [
@@ -119,6 +124,38 @@ impl CatalogStore for RedisStore {
                 }
             };
             inv.arg(op).arg(field).arg(value);
+        }
+        let (applied, version): (i64, u64) =
+            self.run(async move |c| inv.invoke_async(c).await).await?;
+        Ok(if applied == 1 {
+            Commit::Applied(version)
+        } else {
+            Commit::Stale(version)
+        })
+    }
+
+    async fn restore(
+        &self,
+        expected_version: u64,
+        records: &CatalogRecords,
+    ) -> Result<Commit, StoreError> {
+        let mut inv = RESTORE_SCRIPT.prepare_invoke();
+        for k in catalog_keys() {
+            inv.key(k);
+        }
+        inv.arg(expected_version)
+            .arg(records.version)
+            .arg(keys::catalog_channel());
+        for (id, plan) in &records.plans {
+            inv.arg("p+").arg(id).arg(to_json(plan)?);
+        }
+        for (id, key) in &records.keys {
+            inv.arg("k+").arg(id).arg(to_json(key)?);
+        }
+        for (plan_id, key_id) in &records.members {
+            inv.arg("m+")
+                .arg(keys::member_field(plan_id, key_id))
+                .arg("1");
         }
         let (applied, version): (i64, u64) =
             self.run(async move |c| inv.invoke_async(c).await).await?;
