@@ -12,6 +12,7 @@
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, Envoy's rate-limit service and
 //!   ext_authz, health, reflection), the check methods on their own unary hot path.
 //! - [`http`]: axum routes (`/healthz`, `/metrics`, `POST /v1/check`, `/v1/auth` for nginx).
+//! - [`request_path`]: a proxy's forwarded request target as the resource plans name.
 //! - [`rls_config`]: the Envoy rate-limit config directory, loaded and hot-reloaded.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
@@ -32,6 +33,7 @@ pub mod grpc;
 pub mod http;
 pub mod limiter;
 pub mod metrics;
+pub mod request_path;
 pub mod rls_config;
 pub mod shutdown;
 pub mod telemetry;

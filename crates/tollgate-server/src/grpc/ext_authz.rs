@@ -3,9 +3,10 @@
 //! [`Limiter::check`] and its decision back; no limit logic here.
 //!
 //! The key is read from the `x-api-key` header (`--ext-authz-api-key-header`), the resource
-//! from the path (query string dropped) and the method from the request, the API and stage
-//! from the route's `context_extensions` `tollgate_api` and `tollgate_stage` (without both,
-//! a key in exactly one plan uses that plan).
+//! from the path (decoded, query string dropped; see [`crate::request_path`]) and the
+//! method from the request, the API and stage from the route's `context_extensions`
+//! `tollgate_api` and `tollgate_stage` (without both, a key in exactly one plan uses that
+//! plan).
 //!
 //! Answers, as AWS API Gateway gives them:
 //! - allowed: gRPC OK, with upstream headers `x-tollgate-key-id` and `x-tollgate-plan-id`
@@ -21,6 +22,7 @@
 
 use crate::limiter::Limiter;
 use crate::metrics::{metrics, protocol, verdict_label};
+use crate::request_path::resource_of_target;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderValue, HeaderValueOption,
     HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
@@ -82,7 +84,7 @@ impl ExtAuthzApi {
                 .cloned()
                 .unwrap_or_default()
         };
-        let path = http.path.split('?').next().unwrap_or_default();
+        let path = resource_of_target(&http.path);
         if path.len() > MAX_PATH_LEN {
             return Err(Status::invalid_argument(format!(
                 "path is {} bytes long; at most {MAX_PATH_LEN} are accepted",
@@ -93,7 +95,7 @@ impl ExtAuthzApi {
             api_key,
             api_id: ext(API_EXTENSION),
             stage: ext(STAGE_EXTENSION),
-            resource: path.to_owned(),
+            resource: path.into_owned(),
             method: http.method.clone(),
             cost: 1,
         };

@@ -7,7 +7,7 @@
 //! | input    | header                                       | else query | else          |
 //! |----------|----------------------------------------------|------------|---------------|
 //! | key      | `X-API-Key`                                  |            | missing key   |
-//! | resource | `X-Original-URI`, `X-Forwarded-Uri` (query stripped) |    | empty         |
+//! | resource | `X-Original-URI`, `X-Forwarded-Uri` (decoded, query dropped) | | empty |
 //! | method   | `X-Original-Method`, `X-Forwarded-Method`    |            | empty         |
 //! | api      | `X-Tollgate-Api`                             | `api`      | empty         |
 //! | stage    | `X-Tollgate-Stage`                           | `stage`    | empty         |
@@ -32,6 +32,7 @@ use crate::grpc::quota::to_core;
 use crate::http::check::{add_headers, verdict_name};
 use crate::limiter::Limiter;
 use crate::metrics::protocol;
+use crate::request_path::resource_of_target;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -70,13 +71,14 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadInput(pub String);
 
+// UTF-8 rather than only visible ASCII: API ids and stages may be any text the management
+// API accepts, and nginx passes header bytes through as it got them.
 fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Result<Option<&'a str>, BadInput> {
     for name in names {
         if let Some(v) = headers.get(*name) {
-            return v
-                .to_str()
+            return std::str::from_utf8(v.as_bytes())
                 .map(Some)
-                .map_err(|_| BadInput(format!("header {name} is not visible ASCII")));
+                .map_err(|_| BadInput(format!("header {name} is not UTF-8")));
         }
     }
     Ok(None)
@@ -107,9 +109,8 @@ pub fn to_check(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<CheckRequest, BadInput> {
-    let resource = header(headers, &["x-original-uri", "x-forwarded-uri"])?.unwrap_or_default();
-    // The limit is per resource path; the query string is not part of it.
-    let resource = resource.split(['?', '#']).next().unwrap_or_default();
+    let target = header(headers, &["x-original-uri", "x-forwarded-uri"])?.unwrap_or_default();
+    let resource = resource_of_target(target);
     let cost = match param(headers, "x-tollgate-cost", query, "cost")? {
         None => None,
         Some(c) => Some(c.trim().parse::<u64>().map_err(|_| {
@@ -129,7 +130,7 @@ pub fn to_check(
         stage: param(headers, "x-tollgate-stage", query, "stage")?
             .unwrap_or_default()
             .to_string(),
-        resource: resource.to_string(),
+        resource: resource.into_owned(),
         method: header(headers, &["x-original-method", "x-forwarded-method"])?
             .unwrap_or_default()
             .to_string(),
@@ -262,6 +263,25 @@ mod tests {
             (r.resource.as_str(), r.method.as_str(), r.cost),
             ("/a", "GET", 1)
         );
+    }
+
+    /// The resource is the decoded path, as `/v1/check` takes it; API and stage headers may
+    /// carry UTF-8, and bytes that are not UTF-8 are refused with the header's name.
+    #[test]
+    fn decodes_the_resource_and_reads_utf8_headers() {
+        let mut h = headers(&[("x-original-uri", "/caf%c3%a9?q=1")]);
+        h.insert(
+            "x-tollgate-api",
+            HeaderValue::from_bytes("crème".as_bytes()).unwrap(),
+        );
+        let r = to_check(&h, &HashMap::new()).unwrap();
+        assert_eq!((r.resource.as_str(), r.api_id.as_str()), ("/café", "crème"));
+        h.insert(
+            "x-tollgate-stage",
+            HeaderValue::from_bytes(b"\xff").unwrap(),
+        );
+        let e = to_check(&h, &HashMap::new()).unwrap_err();
+        assert!(e.0.contains("x-tollgate-stage"), "{e:?}");
     }
 
     /// Bad costs and unknown modes are refused with a message.

@@ -115,6 +115,10 @@ def verdicts(args):
     expect_eq(h["RateLimit-Limit"], "4", "the DELETE throttle's burst")
     allowed(a, a.check(key=PREMIUM_KEY, raw=True, method="DELETE"), "premiumApikey",
             "premium-usage-plan", 2, "raw header map")
+    # The path is matched decoded, as plans name resources: %70 is "p".
+    h = allowed(a, a.check(key=PREMIUM_KEY, path="/usage%70lanOffering?a=%41", method="DELETE"),
+                "premiumApikey", "premium-usage-plan", 1, "an escaped path")
+    expect_eq(h["RateLimit-Limit"], "4", "the escaped path gets the DELETE throttle")
     # Every answer is counted under its protocol and verdict, and timed.
     count = lambda verdict: labelled(args.http, "tollgate_checks_total", protocol="ext_authz", verdict=verdict)
     expect_eq(count("key_missing"), 2.0, "missing and empty keys counted")
