@@ -2,7 +2,9 @@
 //!
 //! [`evaluate_batch`] is the semantics every store must have: every limit is evaluated in
 //! order against the stored state (a limit named twice sees the first one's pending use),
-//! and only if all admit are their writes returned. The memory store applies those writes
+//! and only if all admit are their writes returned. A refused request consumes nothing, so
+//! its answer reports every limit as it stands (as a cost-0 read would), never as if the
+//! cost had been taken from the limits that would have admitted it. The memory store applies those writes
 //! under one lock; the Redis store runs `check.lua`, the same steps in Lua, inside one
 //! script call. The behavioural test suite holds both to the same results.
 //!
@@ -60,9 +62,11 @@ pub struct LimitStatus {
     pub allowed: bool,
     /// The limit: burst for a throttle, the period's limit for a quota.
     pub limit: u64,
-    /// Units left right after this check.
+    /// Units left right after this check (nothing is taken when the request is refused).
     pub remaining: u64,
-    /// When denied, how long until the request could pass; else 0.
+    /// When denied, how long until a request of this cost could pass; 0 when admitted, and
+    /// 0 when denied by a limit no wait can satisfy (the cost exceeds a throttle's burst or
+    /// a quota's limit per period).
     pub retry_after_us: u64,
     /// How long until the limit is fully available again (throttle) or the period ends (quota).
     pub reset_after_us: u64,
@@ -135,15 +139,15 @@ pub fn evaluate_batch(
     now_us: i64,
     mut read: impl FnMut(&str) -> Option<StoredValue>,
 ) -> BatchEvaluation {
-    let (statuses, writes) = evaluate_limits(batch, now_us, &mut |name| read(name));
-    let admitted = statuses.iter().all(|s| s.allowed);
+    let e = evaluate_limits(batch, now_us, &mut |name| read(name));
+    let admitted = e.statuses.iter().all(|s| s.allowed);
     BatchEvaluation {
         outcome: BatchOutcome {
             admitted,
             now_us,
-            statuses,
+            statuses: if admitted { e.statuses } else { e.as_is },
         },
-        writes: if admitted { writes } else { Vec::new() },
+        writes: if admitted { e.writes } else { Vec::new() },
     }
 }
 
@@ -184,7 +188,9 @@ pub struct MultiEvaluation {
 /// Each batch sees the pending use of the earlier batches that admitted (the same state in
 /// two descriptors counts twice); a batch that refused leaves no pending use behind. The
 /// request is admitted when every non-shadow batch admits; then each batch that admitted
-/// commits its writes, and a batch that refused (necessarily a shadow one) writes nothing.
+/// commits its writes, and a batch that refused (necessarily a shadow one) writes nothing
+/// and reports its limits as the earlier batches left them. A refused request reports every
+/// limit as stored, since nothing at all is written.
 pub fn evaluate_all(
     parts: &[BatchPart],
     now_us: i64,
@@ -195,16 +201,15 @@ pub fn evaluate_all(
     let mut writes = Vec::with_capacity(parts.len());
     for part in parts {
         let tag = part.batch.tag.as_str();
-        let (statuses, part_writes) =
-            evaluate_limits(&part.batch, now_us, &mut |name| match pending
-                .get(&(tag.to_owned(), name.to_owned()))
-            {
-                Some(v) => Some(v.clone()),
-                None => read(tag, name),
-            });
-        let allowed = statuses.iter().all(|s| s.allowed);
+        let e = evaluate_limits(&part.batch, now_us, &mut |name| match pending
+            .get(&(tag.to_owned(), name.to_owned()))
+        {
+            Some(v) => Some(v.clone()),
+            None => read(tag, name),
+        });
+        let allowed = e.statuses.iter().all(|s| s.allowed);
         if allowed {
-            for w in &part_writes {
+            for w in &e.writes {
                 if let StateWrite::Set { name, value, .. } = w {
                     pending.insert((tag.to_owned(), name.clone()), value.clone());
                 }
@@ -213,9 +218,9 @@ pub fn evaluate_all(
         outcomes.push(BatchOutcome {
             admitted: allowed,
             now_us,
-            statuses,
+            statuses: if allowed { e.statuses } else { e.as_is },
         });
-        writes.push(if allowed { part_writes } else { Vec::new() });
+        writes.push(if allowed { e.writes } else { Vec::new() });
     }
     let admitted = parts
         .iter()
@@ -223,6 +228,14 @@ pub fn evaluate_all(
         .all(|(p, o)| p.shadow || o.admitted);
     if !admitted {
         writes.iter_mut().for_each(Vec::clear);
+        // Nothing is written, so every limit stands as stored: report it so, not as the
+        // pending use of the earlier batches left it. Only refusals pay for these reads.
+        for (part, outcome) in parts.iter().zip(&mut outcomes) {
+            let tag = part.batch.tag.as_str();
+            for (limit, status) in part.batch.limits.iter().zip(&mut outcome.statuses) {
+                *status = as_is(limit, read(tag, &limit.name), now_us, *status);
+            }
+        }
     }
     MultiEvaluation {
         outcome: MultiOutcome {
@@ -234,22 +247,75 @@ pub fn evaluate_all(
     }
 }
 
+/// The limits of one batch, evaluated.
+struct Evaluated {
+    /// Per limit, as it stands if the batch commits.
+    statuses: Vec<LimitStatus>,
+    /// Per limit, the same decision with the state as the batch found it (before any of its
+    /// own use): what to report when the batch does not commit.
+    as_is: Vec<LimitStatus>,
+    /// The writes that admitting the batch would make.
+    writes: Vec<StateWrite>,
+}
+
+/// `decided` with the remaining, reset and use of `limit` read from `stored` at `now_us`
+/// with nothing taken (a cost-0 evaluation); its decision and retry time are kept.
+fn as_is(
+    limit: &Limit,
+    stored: Option<StoredValue>,
+    now_us: i64,
+    decided: LimitStatus,
+) -> LimitStatus {
+    let (remaining, reset_after_us, used, limit_now) = match &limit.kind {
+        LimitKind::Throttle(g) => {
+            let tat = match stored {
+                Some(StoredValue::Tat(t)) => Some(t),
+                _ => None,
+            };
+            let o = gcra::evaluate(g, tat, now_us, 0);
+            (o.remaining, o.reset_after_us, 0, g.burst())
+        }
+        LimitKind::Quota(q) => {
+            let state = match stored {
+                Some(StoredValue::Quota(s)) => Some(s),
+                _ => None,
+            };
+            let o = quota::evaluate(q, state.as_ref(), now_us.div_euclid(1_000_000), 0);
+            (o.remaining, decided.reset_after_us, o.used, o.limit)
+        }
+    };
+    LimitStatus {
+        remaining,
+        reset_after_us,
+        used,
+        limit: limit_now,
+        ..decided
+    }
+}
+
 /// Evaluates the limits of one batch in order, a limit named twice seeing the first one's
-/// pending use; returns the statuses and the writes that admitting the batch would make
-/// (the usage record included), which the caller keeps only if it admits.
+/// pending use; returns the statuses, the same as found before the batch's own use, and
+/// the writes that admitting the batch would make (the usage record included), which the
+/// caller keeps only if it admits.
 fn evaluate_limits(
     batch: &LimitBatch,
     now_us: i64,
     read: &mut dyn FnMut(&str) -> Option<StoredValue>,
-) -> (Vec<LimitStatus>, Vec<StateWrite>) {
+) -> Evaluated {
     let now_s = now_us.div_euclid(1_000_000);
     let mut pending: HashMap<&str, StoredValue> = HashMap::new();
+    // The first value read per name, before this batch's own use.
+    let mut found: HashMap<&str, Option<StoredValue>> = HashMap::new();
     let mut statuses = Vec::with_capacity(batch.limits.len());
     let mut writes = Vec::new();
     for limit in &batch.limits {
         let stored = match pending.get(limit.name.as_ref()) {
             Some(v) => Some(v.clone()),
-            None => read(&limit.name),
+            None => {
+                let v = read(&limit.name);
+                found.entry(&limit.name).or_insert_with(|| v.clone());
+                v
+            }
         };
         match &limit.kind {
             LimitKind::Throttle(g) => {
@@ -290,11 +356,17 @@ fn evaluate_limits(
                         expire_at_us: (o.window.end_s + QUOTA_RETENTION_S) * 1_000_000,
                     });
                 }
+                // A cost above the plan's limit fails in the next period too: no retry time.
+                let retry_after_us = if o.allowed || quota::never_passes(q, batch.cost) {
+                    0
+                } else {
+                    reset_after_us
+                };
                 statuses.push(LimitStatus {
                     allowed: o.allowed,
                     limit: o.limit,
                     remaining: o.remaining,
-                    retry_after_us: if o.allowed { 0 } else { reset_after_us },
+                    retry_after_us,
                     reset_after_us,
                     used: o.used,
                 });
@@ -302,6 +374,20 @@ fn evaluate_limits(
         }
     }
     let admitted = statuses.iter().all(|s| s.allowed);
+    let as_is_statuses = if admitted {
+        // Not reported when the batch commits; spare the work on the hot path.
+        Vec::new()
+    } else {
+        batch
+            .limits
+            .iter()
+            .zip(&statuses)
+            .map(|(l, s)| {
+                let before = found.get(l.name.as_ref()).cloned().flatten();
+                as_is(l, before, now_us, *s)
+            })
+            .collect()
+    };
     if !admitted || batch.cost == 0 {
         writes.clear();
     } else if let Some(days) = batch.usage_retention_days {
@@ -311,7 +397,11 @@ fn evaluate_limits(
             expire_at_us: now_us + i64::from(days) * 86_400 * 1_000_000,
         });
     }
-    (statuses, writes)
+    Evaluated {
+        statuses,
+        as_is: as_is_statuses,
+        writes,
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +438,7 @@ mod tests {
         let stored = StoredValue::Quota(QuotaState {
             period_id: crate::calendar::window(QuotaPeriod::Day, 1_800_000_000).id,
             used: 2,
+            grant: 0,
         });
         let e = evaluate_batch(&batch(1), 1_800_000_000_000_000, |n| {
             (n == "q").then(|| stored.clone())
@@ -356,6 +447,58 @@ mod tests {
         assert!(e.outcome.statuses[0].allowed);
         assert_eq!(e.outcome.denied_by(), Some(1));
         assert!(e.writes.is_empty());
+    }
+
+    /// A request refused by the throttle reports the quota it would have used as it stands,
+    /// nothing taken, as a cost-0 read does.
+    #[test]
+    fn refused_reports_limits_as_they_stand() {
+        let tat = StoredValue::Tat(NOW + 4_500_000);
+        let e = evaluate_batch(&batch(1), NOW, |n| (n == "t").then(|| tat.clone()));
+        assert!(!e.outcome.admitted && e.outcome.statuses[1].allowed);
+        let peek = evaluate_batch(&batch(0), NOW, |n| (n == "t").then(|| tat.clone()));
+        assert_eq!(e.outcome.statuses[1], peek.outcome.statuses[1]);
+        assert_eq!(
+            (e.outcome.statuses[1].used, e.outcome.statuses[1].remaining),
+            (0, 2)
+        );
+        // A cost above the burst can never pass: denied with no retry time, the throttle
+        // reported as it stands (idle: the whole burst).
+        let e = evaluate_batch(&batch(6), NOW, |_| None);
+        let t = e.outcome.statuses[0];
+        assert!(!t.allowed);
+        assert_eq!((t.remaining, t.retry_after_us, t.reset_after_us), (5, 0, 0));
+        assert_eq!(e.outcome.statuses[1].used, 0);
+    }
+
+    /// A limit named twice in a refused batch reports the stored state for both.
+    #[test]
+    fn refused_twice_named_reports_stored_state() {
+        let mut b = batch(1);
+        b.limits = vec![b.limits[1].clone(), b.limits[1].clone()];
+        let one = StoredValue::Quota(QuotaState {
+            period_id: crate::calendar::window(QuotaPeriod::Day, NOW / 1_000_000).id,
+            used: 1,
+            grant: 0,
+        });
+        let e = evaluate_batch(&b, NOW, |_| Some(one.clone()));
+        assert!(!e.outcome.admitted);
+        let used: Vec<i64> = e.outcome.statuses.iter().map(|s| s.used).collect();
+        assert_eq!(used, vec![1, 1]);
+    }
+
+    /// A multi-batch request refused by a later batch reports the earlier, admitting batch
+    /// as stored, not as its pending use left it.
+    #[test]
+    fn refused_request_reports_every_batch_as_stored() {
+        let parts = [quota_part("a", 5, 2, false), quota_part("a", 1, 2, false)];
+        let e = evaluate_all(&parts, NOW, |_, _| None);
+        assert!(!e.outcome.admitted && e.outcome.parts[0].admitted);
+        assert_eq!(e.outcome.parts[0].statuses[0].used, 0);
+        assert_eq!(e.outcome.parts[0].statuses[0].remaining, 5);
+        assert_eq!(e.outcome.parts[1].statuses[0].used, 0);
+        // A cost above a quota's limit per period is denied with no retry time.
+        assert_eq!(e.outcome.parts[1].statuses[0].retry_after_us, 0);
     }
 
     /// An admitted request writes every limit and the day's usage.

@@ -3,7 +3,7 @@
 use crate::batch::{BatchOutcome, LimitStatus};
 use crate::calendar::QuotaPeriod;
 use crate::catalog::ResolvedCheck;
-use crate::headers::{ratelimit_headers, Header};
+use crate::headers::{self, ratelimit_headers, Header};
 use crate::CoreError;
 
 /// Largest accepted cost of one request. Larger values are refused as bad input rather than
@@ -115,7 +115,8 @@ pub struct ThrottleReport {
     pub burst_limit: u64,
     /// Requests that could pass at once now.
     pub remaining: u64,
-    /// When denied, milliseconds until this call could pass.
+    /// When denied, milliseconds until this call could pass; 0 when admitted, or when
+    /// denied and no wait lets a call of this cost pass (its cost exceeds the burst).
     pub retry_after_ms: u64,
     /// Milliseconds until the full burst is back.
     pub reset_after_ms: u64,
@@ -126,9 +127,10 @@ pub struct ThrottleReport {
 /// The quota part of a decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaReport {
-    /// Limit in force this period.
+    /// Limit in force this period, an operator's grant included, so `used + remaining`
+    /// never exceeds it.
     pub limit: u64,
-    /// Units used this period.
+    /// Units consumed this period (as the usage report counts them).
     pub used: u64,
     /// Units left this period.
     pub remaining: u64,
@@ -212,9 +214,11 @@ impl Decision {
             Some(i) => status(i),
             None => outcome.statuses.iter().copied().min_by_key(|s| s.remaining),
         };
+        // None also when no wait lets this cost pass (see crate::headers): a 429 without
+        // Retry-After, and retry_after_ms 0 in the reports.
         let retry_after_s = denied
             .and_then(status)
-            .map(|s| s.retry_after_us.div_ceil(1_000_000).max(1));
+            .and_then(|s| headers::retry_after_s(&s));
         Decision {
             verdict,
             plan_id: Some(resolved.plan_id),

@@ -100,7 +100,8 @@ pub struct GcraOutcome {
     pub new_tat_us: Option<i64>,
     /// Requests of cost 1 that could pass at once after this one.
     pub remaining: u64,
-    /// When denied, how long until a request of this cost can pass; else 0.
+    /// When denied, how long until a request of this cost can pass; 0 when admitted, and
+    /// 0 when denied because no wait lets it pass (a cost above the burst).
     pub retry_after_us: u64,
     /// How long until the full burst is available again.
     pub reset_after_us: u64,
@@ -109,7 +110,8 @@ pub struct GcraOutcome {
 /// Evaluates a request of `cost` against `limit` at `now_us`, given the stored TAT.
 ///
 /// Cost 0 reads: it reports whether a request of cost 1 would pass, and writes nothing.
-/// A cost above the burst can never pass; it is denied with the time to a full burst.
+/// A cost above the burst can never pass; it is denied with no retry time (0), since any
+/// time named would invite a retry that must fail.
 pub fn evaluate(
     limit: &GcraLimit,
     stored_tat_us: Option<i64>,
@@ -126,7 +128,7 @@ pub fn evaluate(
             allowed: false,
             new_tat_us: None,
             remaining: remaining_at(tat),
-            retry_after_us: (tat - now_us) as u64,
+            retry_after_us: 0,
             reset_after_us: (tat - now_us) as u64,
         };
     }
@@ -186,6 +188,21 @@ mod tests {
         assert!(o.allowed && o.new_tat_us.is_none() && o.remaining == 1);
         let o = evaluate(&l, Some(1_000_000), 0, 0);
         assert!(!o.allowed && o.new_tat_us.is_none());
+    }
+
+    /// A cost above the burst is denied with no retry time, even from idle; the state is
+    /// reported as it is.
+    #[test]
+    fn cost_above_burst_never_passes() {
+        let l = GcraLimit::per_second(1.0, 5).unwrap();
+        let o = evaluate(&l, None, 0, 6);
+        assert!(!o.allowed && o.new_tat_us.is_none());
+        assert_eq!((o.remaining, o.retry_after_us, o.reset_after_us), (5, 0, 0));
+        let o = evaluate(&l, Some(2_000_000), 0, 6);
+        assert_eq!(
+            (o.remaining, o.retry_after_us, o.reset_after_us),
+            (3, 0, 2_000_000)
+        );
     }
 
     /// Rates outside the accepted range, zero bursts and NaN are rejected.

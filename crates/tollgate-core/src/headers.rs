@@ -4,6 +4,12 @@
 //! limit in force, `RateLimit-Remaining` what is left, `RateLimit-Reset` the seconds until
 //! it is available again. A check under several limits shows the one that denied it, or else
 //! the one closest to running out, as the draft recommends.
+//!
+//! A refusal no wait can cure (a cost above the throttle's burst or the quota's limit per
+//! period, which the store reports as a denial with no retry time) gets no `Retry-After`:
+//! RFC 9110 makes the field optional, and any value would invite a retry that must fail
+//! again. It keeps its 429 (the proto's verdicts are the contract) and its `RateLimit-Reset`
+//! says when the limit is whole again, which is all that is true to say of it.
 
 use crate::batch::LimitStatus;
 
@@ -25,14 +31,21 @@ pub const RATELIMIT_RESET: &str = "RateLimit-Reset";
 /// Name of the retry header, sent on 429.
 pub const RETRY_AFTER: &str = "Retry-After";
 
-/// Builds the headers for the limit `shown`, plus `Retry-After` when given.
+/// The `Retry-After` seconds of a denied limit: its retry time rounded up, at least 1; `None`
+/// when no wait lets the call pass (see the module docs).
+pub fn retry_after_s(denied: &LimitStatus) -> Option<u64> {
+    (denied.retry_after_us > 0).then(|| denied.retry_after_us.div_ceil(1_000_000).max(1))
+}
+
+/// Builds the headers for the limit `shown`, plus `Retry-After` when given (see
+/// [`retry_after_s`]).
 ///
 /// A check refused before any limit applied (bad key, store down) reports a limit of 0, so
 /// every answer carries the three fields.
 pub fn ratelimit_headers(shown: Option<&LimitStatus>, retry_after_s: Option<u64>) -> Vec<Header> {
     let (limit, remaining, reset_s) = match shown {
         Some(s) => {
-            let wait = if s.allowed {
+            let wait = if s.allowed || s.retry_after_us == 0 {
                 s.reset_after_us
             } else {
                 s.retry_after_us
@@ -88,6 +101,30 @@ mod tests {
                 ("RateLimit-Remaining", "0"),
                 ("RateLimit-Reset", "2"),
                 ("Retry-After", "2")
+            ]
+        );
+    }
+
+    /// A denial no wait can cure has no Retry-After, and its reset is the limit's own.
+    #[test]
+    fn hopeless_denial_has_no_retry_after() {
+        let s = LimitStatus {
+            allowed: false,
+            limit: 5,
+            remaining: 3,
+            retry_after_us: 0,
+            reset_after_us: 1_500_000,
+            used: 0,
+        };
+        assert_eq!(retry_after_s(&s), None);
+        let h = ratelimit_headers(Some(&s), retry_after_s(&s));
+        let v: Vec<_> = h.iter().map(|h| (h.name, h.value.as_str())).collect();
+        assert_eq!(
+            v,
+            vec![
+                ("RateLimit-Limit", "5"),
+                ("RateLimit-Remaining", "3"),
+                ("RateLimit-Reset", "2"),
             ]
         );
     }

@@ -2,8 +2,10 @@
 //!
 //! The stored state is the id of the period it counts for and the units used in it. A state
 //! of an older period counts as zero, so a period rolls over without anyone resetting it.
-//! `used` is signed because an operator may grant more than the limit for the current
-//! period (AWS UpdateUsage), which is stored as negative use.
+//! An operator may set the remaining units of the current period (AWS UpdateUsage). That
+//! is kept apart from the use, as a `grant` added to this period's limit, so that `used`
+//! stays what was consumed (what the usage report counts) and the limit an answer shows
+//! always covers `used + remaining`.
 
 use crate::calendar::{window, PeriodWindow, QuotaPeriod};
 
@@ -36,8 +38,10 @@ impl QuotaLimit {
 pub struct QuotaState {
     /// The period this state counts for.
     pub period_id: String,
-    /// Units used in that period (negative after an operator grant).
+    /// Units consumed in that period.
     pub used: i64,
+    /// Units an operator added to (or, negative, took from) that period's limit.
+    pub grant: i64,
 }
 
 /// What one quota evaluation found.
@@ -47,7 +51,7 @@ pub struct QuotaOutcome {
     pub allowed: bool,
     /// The state to store if committed; `None` when nothing is to be written.
     pub new_state: Option<QuotaState>,
-    /// The limit in force this period.
+    /// The limit in force this period, the operator's grant included.
     pub limit: u64,
     /// Units used this period, after this request if committed.
     pub used: i64,
@@ -58,6 +62,10 @@ pub struct QuotaOutcome {
 }
 
 /// Evaluates a request of `cost` against `quota` at `now_s`, given the stored state.
+///
+/// A denial whose cost exceeds the plan's limit per period (no grant counted) can pass in
+/// no later period either; the caller reports it with no retry time (see
+/// [`crate::headers`]).
 pub fn evaluate(
     quota: &QuotaLimit,
     stored: Option<&QuotaState>,
@@ -65,10 +73,10 @@ pub fn evaluate(
     cost: u64,
 ) -> QuotaOutcome {
     let current = window(quota.period, now_s);
-    let limit = quota.effective_limit(&current);
-    let used = stored
+    let (used, grant) = stored
         .filter(|s| s.period_id == current.id)
-        .map_or(0, |s| s.used);
+        .map_or((0, 0), |s| (s.used, s.grant));
+    let limit = limit_with_grant(quota.effective_limit(&current), grant);
     let need = cost.max(1) as i64;
     let allowed = used.saturating_add(need) <= limit as i64;
     let used_after = if allowed && cost > 0 {
@@ -81,6 +89,7 @@ pub fn evaluate(
         new_state: (allowed && cost > 0).then(|| QuotaState {
             period_id: current.id.clone(),
             used: used_after,
+            grant,
         }),
         limit,
         used: used_after,
@@ -89,12 +98,34 @@ pub fn evaluate(
     }
 }
 
-/// The state that leaves `remaining` units in the current period (AWS UpdateUsage).
-pub fn state_with_remaining(quota: &QuotaLimit, now_s: i64, remaining: u64) -> QuotaState {
+/// The limit in force with an operator's `grant`: never below 0.
+pub fn limit_with_grant(limit: u64, grant: i64) -> u64 {
+    (limit as i64).saturating_add(grant).max(0) as u64
+}
+
+/// Whether a request of `cost` can pass in no period at all: above the plan's full limit.
+pub fn never_passes(quota: &QuotaLimit, cost: u64) -> bool {
+    cost.max(1) > quota.limit
+}
+
+/// The state that leaves `remaining` units in the current period (AWS UpdateUsage), given
+/// the stored one: the use this period is kept, and the grant makes up the difference.
+pub fn state_with_remaining(
+    quota: &QuotaLimit,
+    stored: Option<&QuotaState>,
+    now_s: i64,
+    remaining: u64,
+) -> QuotaState {
     let current = window(quota.period, now_s);
     let limit = quota.effective_limit(&current) as i64;
+    let used = stored
+        .filter(|s| s.period_id == current.id)
+        .map_or(0, |s| s.used);
     QuotaState {
-        used: limit - remaining.min(i64::MAX as u64) as i64,
+        used,
+        grant: (remaining.min(i64::MAX as u64) as i64)
+            .saturating_add(used)
+            .saturating_sub(limit),
         period_id: current.id,
     }
 }
@@ -151,10 +182,19 @@ mod tests {
             anchor_s: 0,
         };
         let t = day(2026, 11, 26);
-        let s = state_with_remaining(&q, t, 8);
-        assert_eq!(s.used, -3);
+        let two = evaluate(&q, None, t, 2).new_state;
+        let s = state_with_remaining(&q, two.as_ref(), t, 8);
+        assert_eq!((s.used, s.grant), (2, 5));
+        let peek = evaluate(&q, Some(&s), t, 0);
+        assert_eq!((peek.limit, peek.used, peek.remaining), (10, 2, 8));
         let o = evaluate(&q, Some(&s), t, 8);
         assert!(o.allowed);
-        assert_eq!(o.remaining, 0);
+        assert_eq!((o.limit, o.used, o.remaining), (10, 10, 0));
+        let next = evaluate(&q, o.new_state.as_ref(), day(2026, 11, 27), 0);
+        assert_eq!(
+            (next.limit, next.used),
+            (5, 0),
+            "a grant ends with its period"
+        );
     }
 }

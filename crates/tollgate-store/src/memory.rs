@@ -147,8 +147,12 @@ impl Store for MemoryStore {
         let now_us = unix_now_us();
         let now_s = now_us.div_euclid(1_000_000);
         let current = window(quota.period, now_s);
-        let state = state_with_remaining(quota, now_s, remaining);
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = match guard.read(tag, QUOTA_LIMIT_NAME, now_us) {
+            Some(StoredValue::Quota(s)) => Some(s),
+            _ => None,
+        };
+        let state = state_with_remaining(quota, stored.as_ref(), now_s, remaining);
         guard.limits.insert(
             keys::limit_key(tag, QUOTA_LIMIT_NAME),
             (

@@ -10,7 +10,7 @@ use tollgate_core::quota::{QuotaLimit, QuotaState};
 pub struct QuotaUpdate {
     /// The state written for the current period.
     pub state: QuotaState,
-    /// The limit in force in the current period.
+    /// The plan's limit in force in the current period, before the grant.
     pub limit: u64,
     /// The store's clock when it was written, Unix microseconds.
     pub now_us: i64,

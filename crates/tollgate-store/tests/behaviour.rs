@@ -92,6 +92,13 @@ fn batch(tag: &str, limits: Vec<Limit>, cost: u64) -> LimitBatch {
     }
 }
 
+fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 async fn check(b: &Backend, batch: &LimitBatch) -> BatchOutcome {
     b.store.check(batch).await.expect("check")
 }
@@ -334,17 +341,24 @@ async fn set_remaining_quota(b: Backend) {
         assert!(check(&b, &one).await.admitted);
     }
     assert!(!check(&b, &one).await.admitted);
+    let before = tollgate_core::quota::QuotaState {
+        period_id: tollgate_core::calendar::window(QuotaPeriod::Day, now_s()).id,
+        used: 5,
+        grant: 0,
+    };
     let u = b.store.set_quota_remaining("p:grant", &q, 3).await.unwrap();
-    let twin = tollgate_core::quota::state_with_remaining(&q, u.now_us / 1_000_000, 3);
+    let twin =
+        tollgate_core::quota::state_with_remaining(&q, Some(&before), u.now_us / 1_000_000, 3);
     assert_eq!(u.state, twin);
-    assert_eq!((u.limit, u.state.used), (5, 2));
+    // The use is kept (the usage report counts it); the grant makes up the remaining.
+    assert_eq!((u.limit, u.state.used, u.state.grant), (5, 5, 3));
     for i in 0..3 {
         assert!(check(&b, &one).await.admitted, "granted call {i}");
     }
     assert!(!check(&b, &one).await.admitted);
     // A grant beyond the limit is honoured in full.
     let u = b.store.set_quota_remaining("p:grant", &q, 8).await.unwrap();
-    assert_eq!(u.state.used, -3);
+    assert_eq!((u.state.used, u.state.grant), (8, 11));
     let peek = check(&b, &batch("p:grant", vec![quota(5, QuotaPeriod::Day)], 0)).await;
     assert_eq!(
         peek.statuses[0].remaining, 8,
@@ -362,6 +376,97 @@ async fn set_remaining_quota(b: Backend) {
     );
 }
 
+/// After a grant, an answer's `used` is what was consumed this period (as the daily usage
+/// says) and its limit includes the grant, so `remaining` never exceeds the limit shown; a
+/// new period starts without the grant.
+async fn grant_reports_use_and_limit(b: Backend) {
+    let q = QuotaLimit {
+        limit: 3,
+        period: QuotaPeriod::Day,
+        offset: 0,
+        anchor_s: 0,
+    };
+    let one = batch("p:gr", vec![quota(3, QuotaPeriod::Day)], 1);
+    let peek = batch("p:gr", vec![quota(3, QuotaPeriod::Day)], 0);
+    for _ in 0..2 {
+        assert!(check(&b, &one).await.admitted);
+    }
+    b.store.set_quota_remaining("p:gr", &q, 10).await.unwrap();
+    let s = check(&b, &peek).await.statuses[0];
+    assert_eq!((s.limit, s.used, s.remaining), (12, 2, 10));
+    let s = check(&b, &one).await.statuses[0];
+    assert_eq!((s.limit, s.used, s.remaining), (12, 3, 9));
+    let today = tollgate_core::calendar::day_id(now_s());
+    let days = b.store.daily_usage("p:gr", &[today]).await.unwrap();
+    assert_eq!(
+        days,
+        vec![3],
+        "the usage report counts what the answers call used"
+    );
+    // Taking the grant back to nothing left: the limit shown is what was used.
+    b.store.set_quota_remaining("p:gr", &q, 0).await.unwrap();
+    let o = check(&b, &one).await;
+    assert!(!o.admitted);
+    let s = o.statuses[0];
+    assert_eq!((s.limit, s.used, s.remaining), (3, 3, 0));
+}
+
+/// A refused check reports every limit as it stands (nothing taken), exactly as a cost-0
+/// read does; a cost above the burst is refused with no retry time; a cost the throttle can
+/// take later gets the retry time for that cost.
+async fn refused_reports_limits_as_they_stand(b: Backend) {
+    let limits = || vec![throttle(1.0, 5), quota(100, QuotaPeriod::Day)];
+    let o = check(&b, &batch("p:asis", limits(), 6)).await;
+    assert!(!o.admitted && !o.statuses[0].allowed && o.statuses[1].allowed);
+    let (t, q) = (o.statuses[0], o.statuses[1]);
+    assert_eq!((t.remaining, t.retry_after_us), (5, 0), "{t:?}");
+    assert_eq!((q.used, q.remaining), (0, 100), "{q:?}");
+    assert!(check(&b, &batch("p:asis", limits(), 5)).await.admitted);
+    let o = check(&b, &batch("p:asis", limits(), 3)).await;
+    assert!(!o.admitted);
+    let peek = check(&b, &batch("p:asis", limits(), 0)).await;
+    let (q, p) = (o.statuses[1], peek.statuses[1]);
+    assert_eq!((q.used, q.remaining), (5, 95), "{q:?}");
+    assert_eq!(
+        (q.limit, q.used, q.remaining),
+        (p.limit, p.used, p.remaining)
+    );
+    let retry = o.statuses[0].retry_after_us;
+    assert!(
+        retry > 2_900_000 && retry <= 3_000_000,
+        "a cost of 3 waits three intervals, not {retry} us"
+    );
+}
+
+/// A request refused by one batch reports the batches that would have admitted as stored,
+/// not as if their cost had been taken (also across Cluster slots).
+async fn check_all_refusal_reports_as_stored(b: Backend) {
+    let full = batch("s:full", vec![quota(1, QuotaPeriod::Day)], 1);
+    assert!(check(&b, &full).await.admitted);
+    let parts = [
+        part(
+            batch(
+                "s:a",
+                vec![throttle(0.001, 10), quota(5, QuotaPeriod::Day)],
+                2,
+            ),
+            false,
+        ),
+        part(full.clone(), false),
+    ];
+    let o = check_all(&b, &parts).await;
+    assert!(!o.admitted && o.parts[0].admitted);
+    let s = &o.parts[0].statuses;
+    assert_eq!((s[0].remaining, s[1].used, s[1].remaining), (10, 0, 5));
+    assert_eq!(
+        (
+            o.parts[1].statuses[0].used,
+            o.parts[1].statuses[0].remaining
+        ),
+        (1, 0)
+    );
+}
+
 /// The offset lowers the limit that a set remaining is measured against in the first period.
 async fn set_remaining_with_offset(b: Backend) {
     let now_s = std::time::SystemTime::now()
@@ -375,7 +480,7 @@ async fn set_remaining_with_offset(b: Backend) {
         anchor_s: now_s,
     };
     let u = b.store.set_quota_remaining("p:off", &q, 1).await.unwrap();
-    assert_eq!((u.limit, u.state.used), (6, 5));
+    assert_eq!((u.limit, u.state.used, u.state.grant), (6, 0, -5));
     let req = LimitBatch {
         tag: "p:off".into(),
         limits: vec![Limit {
@@ -741,7 +846,8 @@ macro_rules! backend_tests {
 backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
-    set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    set_remaining_with_offset, grant_reports_use_and_limit, refused_reports_limits_as_they_stand,
+    check_all_refusal_reports_as_stored, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
     catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
     usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
@@ -750,7 +856,8 @@ backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_
 backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
-    set_remaining_with_offset, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    set_remaining_with_offset, grant_reports_use_and_limit, refused_reports_limits_as_they_stand,
+    check_all_refusal_reports_as_stored, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
     catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
     usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
@@ -759,6 +866,7 @@ backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_s
 // The limit tests only: the catalog tests share fixed record keys, and this Cluster is shared.
 backend_tests!(cluster: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
-    concurrent_exactness, empty_batch, check_all_admits_together, check_all_refusal_consumes_nothing,
+    concurrent_exactness, empty_batch, refused_reports_limits_as_they_stand,
+    check_all_refusal_reports_as_stored, check_all_admits_together, check_all_refusal_consumes_nothing,
     check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
     check_all_concurrent_exactness);

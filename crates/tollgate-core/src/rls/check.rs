@@ -407,8 +407,6 @@ pub fn decide(plan: &RlsPlan, outcome: &MultiOutcome) -> RlsDecision {
         statuses: Vec::new(),
     };
     let part_of = |i: usize| outcome.parts.get(i).unwrap_or(&empty);
-    // A part that admitted in a refused request consumed nothing: show its state as is.
-    let committed = outcome.admitted && !plan.refused;
     let statuses: Vec<RlsDescriptorStatus> = plan
         .descriptors
         .iter()
@@ -426,17 +424,15 @@ pub fn decide(plan: &RlsPlan, outcome: &MultiOutcome) -> RlsDecision {
             DescriptorPlan::Rule { part, matched } => {
                 let p = &plan.parts[*part];
                 let o = part_of(*part);
-                let shown = o
-                    .statuses
-                    .first()
-                    .zip(p.batch.limits.first())
-                    .map(|(s, l)| as_uncommitted(*s, l, p.batch.cost, committed));
+                // The store reports a part that admitted in a refused request as it stands
+                // (nothing consumed), so its status is shown as is.
+                let shown = o.statuses.first().copied();
                 rule_status(matched, p.shadow, o.admitted, shown)
             }
             DescriptorPlan::Plan { part, resolved } => {
                 let p = &plan.parts[*part];
                 let o = part_of(*part);
-                plan_status(resolved, p, o, committed)
+                plan_status(resolved, p.shadow, o)
             }
         })
         .collect();
@@ -449,28 +445,9 @@ pub fn decide(plan: &RlsPlan, outcome: &MultiOutcome) -> RlsDecision {
     }
 }
 
-/// A status as it stands when an admitting limit's use was not committed: evaluation
-/// reports the state after the use, so the use is added back (exact for both algorithms:
-/// GCRA's remaining moves by whole intervals, a quota's by units).
-fn as_uncommitted(s: LimitStatus, limit: &Limit, cost: u64, committed: bool) -> LimitStatus {
-    if committed || !s.allowed || cost == 0 {
-        return s;
-    }
-    let mut s = s;
-    s.remaining = s.remaining.saturating_add(cost).min(s.limit);
-    match &limit.kind {
-        LimitKind::Throttle(g) => {
-            s.reset_after_us = s
-                .reset_after_us
-                .saturating_sub(cost.saturating_mul(g.interval_us()));
-        }
-        LimitKind::Quota(_) => s.used -= cost as i64,
-    }
-    s
-}
-
 fn until_reset(s: &LimitStatus) -> u64 {
-    if s.allowed {
+    // A denial with no retry time can pass by no wait; its limit still resets then.
+    if s.allowed || s.retry_after_us == 0 {
         s.reset_after_us
     } else {
         s.retry_after_us
@@ -499,18 +476,8 @@ fn rule_status(
     }
 }
 
-fn plan_status(
-    resolved: &ResolvedCheck,
-    part: &BatchPart,
-    o: &BatchOutcome,
-    committed: bool,
-) -> RlsDescriptorStatus {
-    let statuses: Vec<LimitStatus> = o
-        .statuses
-        .iter()
-        .zip(&part.batch.limits)
-        .map(|(s, l)| as_uncommitted(*s, l, part.batch.cost, committed))
-        .collect();
+fn plan_status(resolved: &ResolvedCheck, shadow: bool, o: &BatchOutcome) -> RlsDescriptorStatus {
+    let statuses = &o.statuses;
     // As the headers of a check: the limit that denied, else the one closest to running out.
     let shown = match o.denied_by() {
         Some(i) => Some(i),
@@ -545,9 +512,9 @@ fn plan_status(
     let shown = shown.and_then(|i| statuses.get(i));
     let over = !o.admitted;
     RlsDescriptorStatus {
-        over_limit: over && !part.shadow,
+        over_limit: over && !shadow,
         would_be_over: over,
-        shadow: part.shadow,
+        shadow,
         current_limit,
         limit_remaining: shown.map_or(0, |s| s.remaining),
         until_reset_us: shown.map(until_reset),

@@ -706,9 +706,9 @@ impl Store for RedisStore {
             .arg(remaining.min(MAX_REMAINING))
             .arg(QUOTA_RETENTION_S);
         let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
-        let [used, limit, now_us] = reply[..] else {
+        let [used, grant, limit, now_us] = reply[..] else {
             return Err(StoreError::Protocol(format!(
-                "set_remaining script returned {} values, not 3",
+                "set_remaining script returned {} values, not 4",
                 reply.len()
             )));
         };
@@ -717,6 +717,7 @@ impl Store for RedisStore {
             state: QuotaState {
                 period_id: tollgate_core::calendar::window(quota.period, now_s).id,
                 used,
+                grant,
             },
             limit: limit.max(0) as u64,
             now_us,

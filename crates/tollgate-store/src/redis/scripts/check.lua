@@ -14,7 +14,9 @@
 -- A call evaluates B >= 1 batches in order. A batch is the limits of one request under one
 -- hash tag; it admits when all of its limits admit, and it sees the pending use of the
 -- earlier batches that admitted. The call admits when every batch not in shadow mode admits;
--- then every batch that admitted commits its writes, and nothing else is written.
+-- then every batch that admitted commits its writes, and nothing else is written. What was
+-- not written is reported as it stands: a batch that refused shows its limits as it found
+-- them, and a call that refused shows every limit as stored, never with a cost taken.
 --
 -- ARGV[1]            seconds a quota record outlives its period
 -- ARGV[2]            1 to commit; 0 to evaluate only and write nothing (the first phase of a
@@ -36,8 +38,8 @@
 -- they are used only when Redis's TIME falls on day D, and otherwise the script works the
 -- periods out itself, so a caller whose clock is off costs time, never a wrong answer.
 -- KEYS               per batch, in order: the state of each of its n limits, a string
---                    (throttle TAT, Unix us) or a hash {p = period id, n = units used}
---                    (quota); then its daily usage hash (field YYYYMMDD -> units) if
+--                    (throttle TAT, Unix us) or a hash {p = period id, n = units used,
+--                    g = units an operator added to the period's limit} (quota); then its daily usage hash (field YYYYMMDD -> units) if
 --                    usage_days > 0
 -- Returns            one string of 64-bit little-endian signed integers (struct.pack
 --                    '<i8'): admitted (0|1), now_us, then per limit of every batch, in
@@ -114,8 +116,10 @@ local batches = tonumber(ARGV[3])
 -- now_s % 86400 is arithmetic in the VM; floor() would be a call out of it
 local hinted = (now_s - now_s % 86400) / 86400 == tonumber(ARGV[4])
 
-local out = { '' }  -- out[1] is set last: admitted, now_us
+local rows = {}       -- per limit of every batch: what to answer, packed once admission is known
 local pending = {}   -- key -> TAT or units used, from the batches that admitted so far
+local raw = {}       -- key -> TAT (false if none) or units used this period, as stored
+local grants = {}    -- quota key -> the operator's grant to this period's limit, as stored
 local commits = {}   -- per batch that admitted: { writes, cost, usage_days, usage key }
 local admitted = true
 local fresh = {}     -- quota keys whose record starts a new period in this call
@@ -131,27 +135,37 @@ for _ = 1, batches do
   local need = cost
   if need < 1 then need = 1 end
   local mine = {}    -- this batch's pending use, kept only if the batch admits
+  local before = {}  -- key -> the state this batch found, before its own use
   local writes = {}
   local batch_ok = true
+  local batch_rows = {}
 
   for i = 1, n do
     local key = KEYS[k + i]
     local at = a + (i - 1) * 7
     local kind = ARGV[at + 1]
     local allowed, limit, remaining, retry, reset, used
+    local row
     if kind == 't' then
       local interval = tonumber(ARGV[at + 2])
       local burst = tonumber(ARGV[at + 3])
       local window = interval * burst
       local tat = mine[key]
-      if tat == nil then tat = pending[key] end
-      if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
+      if tat == nil then
+        tat = pending[key]
+        if tat == nil then
+          if raw[key] == nil then raw[key] = tonumber(redis.call('GET', key) or nil) or false end
+          tat = raw[key] or nil
+        end
+        if before[key] == nil then before[key] = tat or false end
+      end
       if tat == nil or tat < now_us then tat = now_us end
       limit, used = burst, 0
       local new_tat = tat + need * interval
       local at_tat = tat  -- the TAT the answer reports from
       if need > burst then
-        allowed, retry = false, tat - now_us
+        -- No wait lets this cost pass: no retry time (see gcra.rs).
+        allowed, retry = false, 0
       elseif now_us < new_tat - window then
         allowed, retry = false, new_tat - window - now_us
       else
@@ -166,6 +180,7 @@ for _ = 1, batches do
       -- floor(left / interval) with VM arithmetic (floor() is a call out of the VM)
       local left = window - reset
       if left > 0 then remaining = (left - left % interval) / interval else remaining = 0 end
+      row = { allowed, limit, remaining, retry, reset, used, key, interval, window }
     else
       local period = ARGV[at + 3]
       local id, end_s
@@ -174,17 +189,32 @@ for _ = 1, batches do
       else
         id, _, end_s = period_window(period, now_s)
       end
-      limit = tonumber(ARGV[at + 2])
+      local plan_limit = tonumber(ARGV[at + 2])
+      limit = plan_limit
       if ARGV[at + 4] ~= '0' and period_window(period, tonumber(ARGV[at + 5])) == id then
         limit = limit - tonumber(ARGV[at + 4])
         if limit < 0 then limit = 0 end
       end
       used = mine[key]
-      if used == nil then used = pending[key] end
       if used == nil then
-        local h = redis.call('HMGET', key, 'p', 'n')
-        if h[1] == id then used = tonumber(h[2]) or 0 else used = 0; fresh[key] = true end
+        used = pending[key]
+        if used == nil then
+          if raw[key] == nil then
+            local h = redis.call('HMGET', key, 'p', 'n', 'g')
+            if h[1] == id then
+              raw[key], grants[key] = tonumber(h[2]) or 0, tonumber(h[3]) or 0
+            else
+              raw[key], grants[key] = 0, 0
+              fresh[key] = true
+            end
+          end
+          used = raw[key]
+        end
+        if before[key] == nil then before[key] = used end
       end
+      -- The operator's grant (set_remaining.lua) moves this period's limit, not the use.
+      limit = limit + (grants[key] or 0)
+      if limit < 0 then limit = 0 end
       allowed = used + need <= limit
       if allowed and cost > 0 then
         used = used + cost
@@ -194,11 +224,12 @@ for _ = 1, batches do
       remaining = limit - used
       if remaining < 0 then remaining = 0 end
       reset = end_s * 1000000 - now_us
-      if allowed then retry = 0 else retry = reset end
+      -- A cost above the plan's limit fails in every period: no retry time (see quota.rs).
+      if allowed or need > plan_limit then retry = 0 else retry = reset end
+      row = { allowed, limit, remaining, retry, reset, used, key }
     end
     if not allowed then batch_ok = false end
-    out[#out + 1] = pack('<i8i8i8i8i8i8', allowed and 1 or 0, limit, remaining, retry, reset,
-      used)
+    batch_rows[i] = row
   end
   a = a + 7 * n
   k = k + n
@@ -213,6 +244,47 @@ for _ = 1, batches do
     commits[#commits + 1] = { writes, cost, usage_days, ukey }
   elseif not shadow then
     admitted = false
+  end
+  rows[#rows + 1] = { batch_ok, before, batch_rows }
+end
+
+-- A row as its limit stands in `state` (a TAT or false, or units used) with nothing taken:
+-- what a refused batch reports, since it consumed nothing (batch.rs, `as_is`).
+local function as_is(row, state)
+  if row[8] then
+    local interval, window = row[8], row[9]
+    local tat = state or now_us
+    if tat < now_us then tat = now_us end
+    local reset = tat - now_us
+    local left = window - reset
+    local remaining = 0
+    if left > 0 then remaining = (left - left % interval) / interval end
+    return row[1], row[2], remaining, row[4], reset, 0
+  end
+  local remaining = row[2] - state
+  if remaining < 0 then remaining = 0 end
+  return row[1], row[2], remaining, row[4], row[5], state
+end
+
+local out = { '' }  -- out[1] is set last: admitted, now_us
+-- An evaluate-only call writes nothing either, so it too reports every limit as stored (its
+-- answer is shown only when the request spread over several slots is refused).
+local wrote = admitted and commit
+for _, b in ipairs(rows) do
+  local batch_ok, before, batch_rows = b[1], b[2], b[3]
+  for _, row in ipairs(batch_rows) do
+    local allowed, limit, remaining, retry, reset, used
+    if wrote and batch_ok then
+      allowed, limit, remaining, retry, reset, used = row[1], row[2], row[3], row[4], row[5], row[6]
+    elseif wrote then
+      -- A refused shadow batch: as the earlier batches that commit left its limits.
+      allowed, limit, remaining, retry, reset, used = as_is(row, before[row[7]])
+    else
+      -- A refused (or evaluate-only) call writes nothing: every limit as stored.
+      allowed, limit, remaining, retry, reset, used = as_is(row, raw[row[7]])
+    end
+    out[#out + 1] = pack('<i8i8i8i8i8i8', allowed and 1 or 0, limit, remaining, retry, reset,
+      used)
   end
 end
 
@@ -229,7 +301,7 @@ if admitted and commit then
           -- script or set_remaining.lua) set it then: within a period only the count moves.
           -- Every call Redis does not make is CPU of the one Redis a whole fleet shares.
           if fresh[w[2]] then
-            redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
+            redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]), 'g', '0')
             redis.call('EXPIREAT', w[2], string.format('%d', w[5] + tonumber(ARGV[1])))
           else
             redis.call('HSET', w[2], 'n', string.format('%d', w[4]))

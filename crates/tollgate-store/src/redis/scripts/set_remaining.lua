@@ -7,15 +7,17 @@
 -- own: the store runs this file with check.lua's function block (everything above its
 -- `local time = redis.call('TIME')` line) in front, so there is one Lua calendar, not two.
 --
--- KEYS[1]  the quota state hash {p = period id, n = units used} (a check's limit `q`)
+-- KEYS[1]  the quota state hash {p = period id, n = units used, g = units added to the
+--          period's limit} (a check's limit `q`)
 -- ARGV[1]  limit per period
 -- ARGV[2]  period code (d|w|m|y)
 -- ARGV[3]  offset, subtracted from the limit in the anchor's period
 -- ARGV[4]  anchor_s: a Unix second inside the quota's first period
 -- ARGV[5]  remaining: units to leave in the current period
 -- ARGV[6]  seconds a quota record outlives its period
--- Returns  { used, limit, now_us }: the units now counted as used (negative when the grant
---          exceeds the limit), the limit in force this period, and Redis's clock
+-- Returns  { used, grant, limit, now_us }: the units used this period (kept: the usage
+--          report counts them), the grant that leaves `remaining` (negative when it takes
+--          units away), the plan's limit in force this period, and Redis's clock
 
 local now = redis.call('TIME')
 local now_s = tonumber(now[1])
@@ -28,7 +30,10 @@ if offset > 0 and period_window(period, tonumber(ARGV[4])) == id then
   limit = limit - offset
   if limit < 0 then limit = 0 end
 end
-local used = limit - tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'p', id, 'n', string.format('%d', used))
+local h = redis.call('HMGET', KEYS[1], 'p', 'n')
+local used = 0
+if h[1] == id then used = tonumber(h[2]) or 0 end
+local grant = tonumber(ARGV[5]) + used - limit
+redis.call('HSET', KEYS[1], 'p', id, 'n', string.format('%d', used), 'g', string.format('%d', grant))
 redis.call('EXPIREAT', KEYS[1], string.format('%d', end_s + tonumber(ARGV[6])))
-return { used, limit, now_us }
+return { used, grant, limit, now_us }
