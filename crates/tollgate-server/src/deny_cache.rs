@@ -8,10 +8,17 @@
 //! cache holds a denial until the moment a cost-1 request could pass again, and is cleared
 //! whenever the catalog changes. An abusive key then costs Redis one call per reset, not one
 //! per request.
+//!
+//! A denial is kept as the state of each limit, not as one answer: the same key is asked
+//! about with different costs, and a cost-3 call must be told when a cost-3 call can pass,
+//! not what the cached cost-1 call was told. Each hit re-runs the core evaluation on that
+//! state (in process, no store call), so it answers exactly as the store would have.
 
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
-use tollgate_core::batch::{BatchOutcome, LimitBatch, LimitKind};
+use tollgate_core::batch::{evaluate_batch, BatchOutcome, LimitBatch, LimitKind, StoredValue};
+use tollgate_core::calendar::window;
+use tollgate_core::quota::QuotaState;
 
 /// Entries kept at most; past this, expired ones are swept, and if that is not enough the
 /// cache starts over (it is only an optimisation).
@@ -21,7 +28,11 @@ const MAX_ENTRIES: usize = 100_000;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 struct Denial {
+    /// The denial as cached, answered when the state below would admit (a caller waiting
+    /// for the probe after the denial ran out).
     outcome: BatchOutcome,
+    /// Each limit's state at `outcome.now_us`, by name: what the store held then.
+    states: Vec<(String, Option<StoredValue>)>,
     cached_at: Instant,
     until: Instant,
     /// When a caller was let through to the store after `until`, to learn whether the
@@ -30,6 +41,25 @@ struct Denial {
 }
 
 impl Denial {
+    /// The answer to `batch` (of any cost) at `now`: the core's evaluation of the cached
+    /// state, or the cached outcome if that state would now admit, since only the store
+    /// may admit.
+    fn answer(&self, batch: &LimitBatch, now: Instant) -> BatchOutcome {
+        let elapsed = now.duration_since(self.cached_at).as_micros() as i64;
+        let now_us = self.outcome.now_us.saturating_add(elapsed);
+        let e = evaluate_batch(batch, now_us, |name| {
+            self.states
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.clone())
+        });
+        if e.outcome.admitted {
+            self.at(now)
+        } else {
+            e.outcome
+        }
+    }
+
     /// The cached outcome with its times brought up to `now`.
     fn at(&self, now: Instant) -> BatchOutcome {
         let elapsed = now.duration_since(self.cached_at).as_micros() as u64;
@@ -114,6 +144,34 @@ fn cached_denial(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<(BatchOut
     Some((denial, Duration::from_micros(wait_us)))
 }
 
+/// The state each limit of `batch` was in after `outcome`, rebuilt from its statuses: a
+/// throttle's TAT from its reset time, a quota's use and grant from its use and limit.
+/// A limit named twice keeps its last status, which is the state after both uses.
+fn states(batch: &LimitBatch, outcome: &BatchOutcome) -> Vec<(String, Option<StoredValue>)> {
+    let now_us = outcome.now_us;
+    let mut out: Vec<(String, Option<StoredValue>)> = Vec::with_capacity(batch.limits.len());
+    for (limit, s) in batch.limits.iter().zip(&outcome.statuses) {
+        let value = match &limit.kind {
+            LimitKind::Throttle(_) => (s.reset_after_us > 0)
+                .then(|| StoredValue::Tat(now_us.saturating_add(s.reset_after_us as i64))),
+            LimitKind::Quota(q) => {
+                let current = window(q.period, now_us.div_euclid(1_000_000));
+                let grant = s.limit as i64 - q.effective_limit(&current) as i64;
+                Some(StoredValue::Quota(QuotaState {
+                    period_id: current.id,
+                    used: s.used,
+                    grant,
+                }))
+            }
+        };
+        match out.iter_mut().find(|(n, _)| *n == limit.name) {
+            Some(slot) => slot.1 = value,
+            None => out.push((limit.name.to_string(), value)),
+        }
+    }
+    out
+}
+
 /// How long the cached denial after `outcome` holds (see [`cached_denial`]).
 #[cfg(test)]
 fn denial_span(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<Duration> {
@@ -126,7 +184,7 @@ impl DenyCache {
         Self::default()
     }
 
-    /// Whether `batch` is known to be denied now.
+    /// Whether `batch` is known to be denied now, and if so the answer for its own cost.
     pub fn lookup(&self, batch: &LimitBatch) -> Lookup {
         let id = identity(batch);
         let now = Instant::now();
@@ -136,14 +194,16 @@ impl DenyCache {
         };
         match self.entries.get(&id) {
             None => return Lookup::AskStore(id),
-            Some(d) if d.until > now || probe_running(&d) => return Lookup::Denied(d.at(now)),
+            Some(d) if d.until > now || probe_running(&d) => {
+                return Lookup::Denied(d.answer(batch, now))
+            }
             Some(_) => {}
         }
         // Expired and nobody probing: claim the probe (re-checked under the write lock, since
         // another caller may have claimed it in between).
         if let Some(mut d) = self.entries.get_mut(&id) {
             if d.until > now || probe_running(&d) {
-                return Lookup::Denied(d.at(now));
+                return Lookup::Denied(d.answer(batch, now));
             }
             d.probing_since = Some(now);
         }
@@ -171,6 +231,7 @@ impl DenyCache {
         self.entries.insert(
             id,
             Denial {
+                states: states(batch, outcome),
                 outcome: denial,
                 cached_at: now,
                 until: now + span,
@@ -205,10 +266,10 @@ impl DenyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_core::batch::{evaluate_batch, Limit, StoredValue};
+    use tollgate_core::batch::Limit;
     use tollgate_core::calendar::QuotaPeriod;
     use tollgate_core::gcra::GcraLimit;
-    use tollgate_core::quota::{QuotaLimit, QuotaState};
+    use tollgate_core::quota::QuotaLimit;
 
     fn batch(limits: Vec<Limit>, cost: u64) -> LimitBatch {
         LimitBatch {
@@ -244,6 +305,7 @@ mod tests {
                 Some(StoredValue::Quota(QuotaState {
                     period_id: period.clone(),
                     used: n,
+                    grant: 0,
                 }))
             }
         };
@@ -343,6 +405,40 @@ mod tests {
         assert!(
             !is_denied(cache.lookup(&b)),
             "a unit is free after one interval"
+        );
+    }
+
+    /// A cached throttle denial answers a call of a higher cost with that cost's retry time
+    /// (what the store would say), and a cost above the burst with none.
+    #[test]
+    fn answers_each_cost_with_its_own_retry() {
+        let t = Limit {
+            name: "t".into(),
+            kind: LimitKind::Throttle(GcraLimit::per_second(1.0, 5).unwrap()),
+        };
+        let now = 1_800_000_000_000_000;
+        let drained = |_: &str| Some(StoredValue::Tat(now + 5_000_000));
+        let one = batch(vec![t.clone()], 1);
+        let o = evaluate_batch(&one, now, drained).outcome;
+        let cache = DenyCache::new();
+        cache.record(identity(&one), &one, &o);
+        let three = batch(vec![t.clone()], 3);
+        let Lookup::Denied(hit) = cache.lookup(&three) else {
+            panic!("a cost-3 call is denied while a cost-1 call is")
+        };
+        let store = evaluate_batch(&three, now, drained).outcome;
+        let retry = hit.statuses[0].retry_after_us;
+        assert!(
+            retry <= store.statuses[0].retry_after_us && retry > 2_900_000,
+            "cost 3 waits three intervals, not {retry} us"
+        );
+        let Lookup::Denied(hit) = cache.lookup(&batch(vec![t], 6)) else {
+            panic!("denied")
+        };
+        assert!(!hit.admitted);
+        assert_eq!(
+            hit.statuses[0].retry_after_us, 0,
+            "no wait lets cost 6 pass"
         );
     }
 }

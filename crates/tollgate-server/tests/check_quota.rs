@@ -459,3 +459,63 @@ async fn rls_refusals_known_over_limit_skip_redis() {
         "3 + 5 admitted, each last one taking the last unit, then none: {calls:?}"
     );
 }
+
+/// A key the deny cache knows to be throttled is answered, still without Redis, with the
+/// retry time for each call's own cost (not the cached cost-1 one), and a refused call
+/// reports the quota untouched; a cost above the burst gets a 429 with no retry time.
+#[tokio::test]
+async fn deny_cache_answers_each_cost() {
+    let redis = RedisServer::start().unwrap();
+    let cfg = temp_config(
+        "usagePlans:\n  - id: b5\n    throttle: {rateLimit: 1, burstLimit: 5}\n    quota: {limit: 100, period: DAY}\n    apiStages: [{apiId: b5, stage: s}]\napiKeys:\n  - name: kb5\n    value: value-for-kb5-00000000000\n    usagePlanIds: [b5]\n",
+    );
+    let t = Tollgate::start(&[
+        "--redis-url",
+        &redis.url(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let mut c = t.client().await;
+    let req = |cost| tollgate_proto::v1::CheckQuotaRequest {
+        cost: Some(cost),
+        ..stage_request("value-for-kb5-00000000000", "b5", "s")
+    };
+    // Warm up without consuming: loads the script and the store's connections.
+    for _ in 0..10 {
+        assert_eq!(check(&mut c, req(0)).await.verdict(), Verdict::Ok);
+    }
+    let mut raw = counting_from_now(&redis).await;
+    let r = check(&mut c, req(5)).await;
+    assert_eq!(r.verdict(), Verdict::Ok, "{r:?}");
+    for (cost, min_ms, after) in [(3, 2_000, "3"), (1, 0, "1"), (4, 3_000, "4")] {
+        let r = check(&mut c, req(cost)).await;
+        assert_eq!(r.verdict(), Verdict::Throttled, "cost {cost}: {r:?}");
+        let th = r.throttle.clone().unwrap();
+        assert!(
+            th.retry_after_ms > min_ms && th.retry_after_ms <= min_ms + 1_000,
+            "cost {cost} waits {cost} intervals, not {} ms",
+            th.retry_after_ms
+        );
+        assert_eq!(header(&r, "Retry-After"), Some(after), "cost {cost}");
+        let q = r.quota.unwrap();
+        assert_eq!(
+            (q.used, q.remaining),
+            (5, 95),
+            "nothing taken at cost {cost}"
+        );
+    }
+    let r = check(&mut c, req(6)).await;
+    assert_eq!(r.verdict(), Verdict::Throttled);
+    assert_eq!(
+        r.throttle.clone().unwrap().retry_after_ms,
+        0,
+        "no wait lets cost 6 pass"
+    );
+    assert_eq!(header(&r, "Retry-After"), None, "{r:?}");
+    let calls = redis_calls(&mut raw).await;
+    assert_eq!(
+        calls.get("evalsha"),
+        Some(&1),
+        "only the admitted call reached Redis: {calls:?}"
+    );
+}
