@@ -5,7 +5,7 @@
 
 use crate::calendar::QuotaPeriod;
 use crate::gcra::GcraLimit;
-use crate::quota::QuotaLimit;
+use crate::quota::{QuotaLimit, MAX_QUOTA};
 use crate::CoreError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -123,6 +123,15 @@ impl UsagePlan {
             t.gcra().map_err(|e| prefix("throttle", e))?;
         }
         if let Some(q) = &self.quota {
+            if q.limit > MAX_QUOTA {
+                return Err(CoreError::invalid(
+                    "quota.limit",
+                    format!(
+                        "must be at most {MAX_QUOTA} (2^52, the largest quota enforced exactly on every store), got {}",
+                        q.limit
+                    ),
+                ));
+            }
             if q.period == QuotaPeriod::Year {
                 return Err(CoreError::invalid(
                     "quota.period",
@@ -252,6 +261,31 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("/resource/METHOD"));
+    }
+
+    /// A quota limit above 2^52 is refused: the Redis script could not count it exactly.
+    #[test]
+    fn quota_limit_is_bounded() {
+        let mut p = plan();
+        p.quota = Some(Quota {
+            limit: MAX_QUOTA,
+            period: QuotaPeriod::Day,
+            offset: MAX_QUOTA - 1,
+        });
+        assert_eq!(p.validate(), Ok(()));
+        for limit in [MAX_QUOTA + 1, 1 << 53, i64::MAX as u64, u64::MAX] {
+            p.quota = Some(Quota {
+                limit,
+                period: QuotaPeriod::Month,
+                offset: 0,
+            });
+            let e = p.validate().unwrap_err().to_string();
+            assert!(
+                e.starts_with("quota.limit: must be at most 4503599627370496"),
+                "{e}"
+            );
+            assert!(e.ends_with(&format!("got {limit}")), "{e}");
+        }
     }
 
     /// Method keys split at the last slash and need a known method.

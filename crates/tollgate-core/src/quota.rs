@@ -8,6 +8,23 @@
 //! always covers `used + remaining`.
 
 use crate::calendar::{window, PeriodWindow, QuotaPeriod};
+use crate::check::MAX_COST;
+
+/// Largest quota limit of a plan, and largest remaining quota an operator may set for a
+/// period (AWS UpdateUsage): 2^52.
+///
+/// Why this bound: the Redis check script works in Lua numbers, doubles that are exact only up
+/// to 2^53. With the limit and a grant each at most 2^52, `used` stays between -2^52 (a full
+/// grant on a zero limit) and 2^52 (nothing is written past the limit), so `used + cost` and
+/// `limit - used` (at most 2^53) stay exact. A larger limit is silently rounded there (and one
+/// near 2^63 reads back as 0), so every store refuses it rather than enforce it wrongly.
+/// AWS's own quota limit is a 32-bit integer; this bound is far above it, so nothing an AWS
+/// client sends is refused.
+pub const MAX_QUOTA: u64 = 1 << 52;
+
+// The reasoning above, checked: a full grant on the largest limit, and a cost on top of the
+// largest use, are still exact in doubles.
+const _: () = assert!(MAX_QUOTA + MAX_QUOTA <= 1 << 53 && MAX_QUOTA + MAX_COST <= 1 << 53);
 
 /// A quota limit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -116,6 +116,9 @@ async fn validation_errors_of_every_endpoint() {
         ("POST", "/usageplans".into(), json!({"name": "x", "quota": {"limit": 5, "period": "DAILY"}}).to_string(), 400, "quota.period must be DAY, WEEK or MONTH"),
         ("POST", "/usageplans".into(), json!({"name": "x", "quota": {"limit": -5, "period": "DAY"}}).to_string(), 400, "quota.limit must be at least 0"),
         ("POST", "/usageplans".into(), json!({"name": "x", "quota": {"limit": 5, "period": "DAY", "offset": 5}}).to_string(), 400, "quota.offset"),
+        // Quotas the Redis script cannot count exactly (above 2^52) are refused on every store.
+        ("POST", "/usageplans".into(), json!({"name": "x", "quota": {"limit": i64::MAX, "period": "DAY"}}).to_string(), 400, "quota.limit: must be at most 4503599627370496"),
+        ("POST", "/usageplans".into(), json!({"name": "x", "quota": {"limit": 4_503_599_627_370_497_i64, "period": "DAY"}}).to_string(), 400, "got 4503599627370497"),
         ("POST", "/usageplans".into(), json!({"name": "x", "throttle": {"rateLimit": 0, "burstLimit": 5}}).to_string(), 400, "throttle.rateLimit"),
         ("POST", "/usageplans".into(), json!({"name": "x", "throttle": {"rateLimit": 5}}).to_string(), 400, "both rateLimit and burstLimit"),
         ("POST", "/usageplans".into(), json!({"quota": {"limit": 5, "period": "DAY"}}).to_string(), 400, "name is required"),
@@ -129,6 +132,7 @@ async fn validation_errors_of_every_endpoint() {
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "move", "path": "/name", "value": "3"}]}).to_string(), 400, "use add, remove or replace"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/limit", "value": "lots"}]}).to_string(), 400, "must be an integer"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/period", "value": "YEAR"}]}).to_string(), 400, "quota.period"),
+        ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/limit", "value": "9007199254740993"}]}).to_string(), 400, "quota.limit: must be at most 4503599627370496"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "add", "path": "/apiStages", "value": "nocolon"}]}).to_string(), 400, "apiId:stage"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/apiStages/x:y/throttle/~1a/GET/rateLimit", "value": "1"}]}).to_string(), 404, "no API stage x:y"),
         ("GET", "/usageplans?limit=0".into(), String::new(), 400, "limit must be a number"),
@@ -160,6 +164,7 @@ async fn validation_errors_of_every_endpoint() {
         ("GET", format!("/usageplans/{pid}/usage/export?startDate=2026-01-01&endDate=2026-01-02&format=xml"), String::new(), 400, "format must be json or csv"),
         ("PATCH", format!("/usageplans/{pid}/keys/{kid}/usage"), json!({"patchOperations": [{"op": "replace", "path": "/used", "value": "1"}]}).to_string(), 400, "only replace /remaining"),
         ("PATCH", format!("/usageplans/{pid}/keys/{kid}/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "-1"}]}).to_string(), 400, "whole number"),
+        ("PATCH", format!("/usageplans/{pid}/keys/{kid}/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "4503599627370497"}]}).to_string(), 400, "from 0 to 4503599627370496"),
         ("PATCH", format!("/usageplans/{pid}/keys/{kid}/usage"), json!({"patchOperations": []}).to_string(), 400, "exactly one operation"),
         ("PATCH", format!("/usageplans/{pid}/keys/nope/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]}).to_string(), 404, "Invalid API Key identifier"),
         ("PATCH", format!("/usageplans/nope/keys/{kid}/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]}).to_string(), 404, "Invalid Usage Plan ID"),
@@ -544,6 +549,36 @@ async fn usage_update_usage_and_export() {
         )
         .json();
     assert_eq!(u["values"]["premiumApikey"], json!([[0, 1_000_000]]));
+}
+
+/// The largest quota the API accepts (2^52) is counted exactly on Redis, whose script works in
+/// doubles: each call takes exactly one unit, and a full grant on top is exact too.
+#[tokio::test]
+async fn largest_quota_is_exact_on_redis() {
+    const MAX: u64 = tollgate_core::quota::MAX_QUOTA;
+    let redis = RedisServer::start().unwrap();
+    let t = Tollgate::start_admin(&["--redis-url", &redis.url()], &[]);
+    let key = "largest-quota-key-0123456789";
+    let (pid, kid) = seed(&t, key, MAX as i64);
+    let plan = t.admin("GET", &format!("/usageplans/{pid}"), "").json();
+    assert_eq!(plan["quota"]["limit"], MAX, "{plan}");
+    let mut c = t.client().await;
+    for used in 1..=3 {
+        let r = check(&mut c, stage_request(key, API, STAGE)).await;
+        assert_eq!(r.verdict(), Verdict::Ok);
+        let q = r.quota.unwrap();
+        assert_eq!((q.limit, q.used, q.remaining), (MAX, used, MAX - used));
+    }
+    let r = t.admin(
+        "PATCH",
+        &format!("/usageplans/{pid}/keys/{kid}/usage"),
+        &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": MAX.to_string()}]})
+            .to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = check(&mut c, stage_request(key, API, STAGE)).await;
+    assert_eq!(r.verdict(), Verdict::Ok);
+    assert_eq!(r.quota.unwrap().remaining, MAX - 1);
 }
 
 /// Two instances on one Redis share the records: a key created through A works on B, and

@@ -69,6 +69,25 @@ fn bad_config_is_a_clear_error() {
     assert!(err.contains("line"), "{err}");
 }
 
+/// A quota limit above 2^52, which the Redis script could not count exactly, is refused by
+/// `check-config` and by `serve --config`, naming the plan and the field.
+#[test]
+fn quota_above_exact_bound_is_refused() {
+    let big = support::temp_config(
+        "usagePlans:\n  - id: big\n    quota: {limit: 9223372036854775807, period: DAY}\n",
+    );
+    for cmd in ["check-config", "serve"] {
+        let (code, _, err) = tollgate(&[cmd, "--config", big.to_str().unwrap()]);
+        assert_eq!(code, 1, "{cmd}: {err}");
+        assert!(
+            err.contains("usagePlans[0] (`big`): quota.limit: must be at most 4503599627370496")
+                && err.contains("got 9223372036854775807"),
+            "{cmd}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+    }
+}
+
 /// `check-config` accepts the seed scenario and says what it holds.
 #[test]
 fn check_config_accepts_seed() {

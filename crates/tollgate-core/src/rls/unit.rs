@@ -114,6 +114,11 @@ impl FromStr for RlsUnit {
     }
 }
 
+// A day, week, month or year unit becomes a calendar quota of `requests_per_unit`, which is a
+// u32 in the config and in Envoy's API, so it can never pass the quota bound that keeps the
+// Redis script exact; nothing to check at run time.
+const _: () = assert!(u32::MAX as u64 <= crate::quota::MAX_QUOTA);
+
 /// The core limit of `requests_per_unit` per `unit`, or why there is none.
 ///
 /// The error is the reason alone; the caller knows which field it belongs to.

@@ -26,6 +26,7 @@ use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::{civil_from_days, days_from_civil, window, SECONDS_PER_DAY};
 use tollgate_core::catalog::{batch_tag, QUOTA_LIMIT_NAME};
 use tollgate_core::plan::UsagePlan;
+use tollgate_core::quota::MAX_QUOTA;
 use tollgate_store::catalog::Change;
 use tollgate_store::Store;
 use tracing::{info, instrument, Span};
@@ -334,10 +335,10 @@ pub async fn update(
         .trim()
         .parse()
         .ok()
-        .filter(|n| *n <= tollgate_store::redis::MAX_REMAINING)
+        .filter(|n| *n <= MAX_QUOTA)
         .ok_or_else(|| {
             AdminError::bad(format!(
-                "the value of /remaining must be a whole number of at least 0, got `{raw}`"
+                "the value of /remaining must be a whole number from 0 to {MAX_QUOTA}, got `{raw}`"
             ))
         })?;
     let records = s.sync.records();

@@ -33,7 +33,7 @@ use tollgate_core::batch::{
 };
 use tollgate_core::calendar::{day_id, window};
 use tollgate_core::catalog::QUOTA_LIMIT_NAME;
-use tollgate_core::quota::{QuotaLimit, QuotaState};
+use tollgate_core::quota::{QuotaLimit, QuotaState, MAX_QUOTA};
 
 /// The check script's source, for tools that need to know what it runs (the load generator
 /// tells the commands the script calls apart from client round trips in `INFO commandstats`).
@@ -57,8 +57,6 @@ pub static SET_REMAINING_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
-/// Largest remaining quota an operator may set: Lua numbers are exact below 2^53.
-pub const MAX_REMAINING: u64 = 1 << 52;
 /// The compensating script of a check spread over several Cluster slots; see its header.
 pub static REFUND_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/refund.lua")));
@@ -703,7 +701,9 @@ impl Store for RedisStore {
             .arg(quota.period.code())
             .arg(quota.offset)
             .arg(quota.anchor_s)
-            .arg(remaining.min(MAX_REMAINING))
+            // The management API refuses more (see MAX_QUOTA); the clamp keeps a direct caller's
+            // value exact in Lua numbers too.
+            .arg(remaining.min(MAX_QUOTA))
             .arg(QUOTA_RETENTION_S);
         let reply: Vec<i64> = self.run(async move |c| inv.invoke_async(c).await).await?;
         let [used, grant, limit, now_us] = reply[..] else {
