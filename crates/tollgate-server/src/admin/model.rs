@@ -16,11 +16,12 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ThrottleSettings {
-    /// Requests that may pass at once from idle.
+    /// Requests that may pass at once from idle. Its bounds are stated by the document's
+    /// `Bounds` modifier, from the constants that enforce them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = i64, required = true, minimum = 0)]
+    #[schema(value_type = i64, required = true)]
     pub burst_limit: Option<i64>,
-    /// Requests per second (fractional allowed).
+    /// Requests per second (fractional allowed); bounds as for `burst_limit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = f64, required = true)]
     pub rate_limit: Option<f64>,
@@ -30,13 +31,13 @@ pub struct ThrottleSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaSettings {
-    /// Requests allowed per period.
+    /// Requests allowed per period, at most 2^52 (`tollgate_core::quota::MAX_QUOTA`). Its
+    /// bounds are stated by the document's `Bounds` modifier, from that constant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = i64, required = true, minimum = 0)]
+    #[schema(value_type = i64, required = true)]
     pub limit: Option<i64>,
     /// Requests subtracted from the limit in the first period (below the limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0)]
     pub offset: Option<i64>,
     /// `DAY`, `WEEK` or `MONTH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

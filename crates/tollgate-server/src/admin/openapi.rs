@@ -6,6 +6,7 @@ use super::model::*;
 use super::{keys, plan_keys, plans, usage};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 /// The document.
@@ -27,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         PatchOperation, PatchRequest, CreateUsagePlanKeyRequest, UsagePlanKeyDto,
         UsagePlanKeys, UsageDto,
     )),
-    modifiers(&Security, &OptionalBodies),
+    modifiers(&Security, &OptionalBodies, &Bounds),
     security(("bearer" = []), ("sigv4" = [])),
 )]
 pub struct ApiDoc;
@@ -74,6 +75,58 @@ impl Modify for OptionalBodies {
             let op = openapi.paths.paths.get_mut(path).and_then(pick);
             if let Some(body) = op.and_then(|op| op.request_body.as_mut()) {
                 body.required = Some(Required::False);
+            }
+        }
+    }
+}
+
+/// States the numeric bounds the handlers enforce, taken from the constants that enforce them,
+/// so the document and the validation cannot drift apart. (utoipa's `minimum`/`maximum`
+/// attributes take literals only, which would be a second copy of each bound.)
+struct Bounds;
+
+impl Modify for Bounds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use tollgate_core::gcra::{MAX_BURST, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
+        use tollgate_core::quota::MAX_QUOTA;
+        use utoipa::Number;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let bounds = [
+            (
+                "ThrottleSettings",
+                "burstLimit",
+                Number::UInt(1),
+                Number::UInt(MAX_BURST as usize),
+            ),
+            (
+                "ThrottleSettings",
+                "rateLimit",
+                Number::Float(MIN_RATE_PER_SECOND),
+                Number::Float(MAX_RATE_PER_SECOND),
+            ),
+            (
+                "QuotaSettings",
+                "limit",
+                Number::UInt(0),
+                Number::UInt(MAX_QUOTA as usize),
+            ),
+            // The offset must be below the limit, so below the largest limit too.
+            (
+                "QuotaSettings",
+                "offset",
+                Number::UInt(0),
+                Number::UInt(MAX_QUOTA as usize - 1),
+            ),
+        ];
+        for (schema, field, min, max) in bounds {
+            let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(schema) else {
+                continue;
+            };
+            if let Some(RefOr::T(Schema::Object(property))) = object.properties.get_mut(field) {
+                property.minimum = Some(min);
+                property.maximum = Some(max);
             }
         }
     }
@@ -197,5 +250,54 @@ mod tests {
             schemas["QuotaSettings"]["properties"]["period"]["pattern"],
             "^(DAY|WEEK|MONTH)$"
         );
+    }
+
+    /// The numeric bounds in the document are the ones the handlers enforce: a plan at each
+    /// stated bound is accepted, and one just beyond it is refused.
+    #[test]
+    fn document_states_the_enforced_bounds() {
+        use tollgate_core::gcra::{MAX_BURST, MAX_RATE_PER_SECOND, MIN_RATE_PER_SECOND};
+        use tollgate_core::quota::MAX_QUOTA;
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let throttle = &schemas["ThrottleSettings"]["properties"];
+        let quota = &schemas["QuotaSettings"]["properties"];
+        assert_eq!(throttle["burstLimit"]["minimum"], 1);
+        assert_eq!(throttle["burstLimit"]["maximum"], MAX_BURST);
+        assert_eq!(throttle["rateLimit"]["minimum"], MIN_RATE_PER_SECOND);
+        assert_eq!(throttle["rateLimit"]["maximum"], MAX_RATE_PER_SECOND);
+        assert_eq!(quota["limit"]["minimum"], 0);
+        assert_eq!(quota["limit"]["maximum"], MAX_QUOTA);
+        assert_eq!(quota["offset"]["minimum"], 0);
+        assert_eq!(quota["offset"]["maximum"], MAX_QUOTA - 1);
+
+        let accepts = |body: serde_json::Value| {
+            let req: CreateUsagePlanRequest = serde_json::from_value(body).unwrap();
+            super::super::model::plan_from_request("p1", &req, 0).is_ok()
+        };
+        let throttle_plan = |rate: &serde_json::Value, burst: &serde_json::Value| {
+            serde_json::json!({"name": "p", "throttle": {"rateLimit": rate, "burstLimit": burst}})
+        };
+        let one = serde_json::json!(1);
+        let (min_burst, max_burst) = (&throttle["burstLimit"]["minimum"], &throttle["burstLimit"]["maximum"]);
+        let (min_rate, max_rate) = (&throttle["rateLimit"]["minimum"], &throttle["rateLimit"]["maximum"]);
+        assert!(accepts(throttle_plan(&one, min_burst)));
+        assert!(accepts(throttle_plan(&one, max_burst)));
+        assert!(!accepts(throttle_plan(&one, &serde_json::json!(0))));
+        assert!(!accepts(throttle_plan(&one, &serde_json::json!(MAX_BURST + 1))));
+        // The smallest rate with the smallest burst keeps burst/rate within its own bound.
+        assert!(accepts(throttle_plan(min_rate, &one)));
+        assert!(accepts(throttle_plan(max_rate, &one)));
+        assert!(!accepts(throttle_plan(&serde_json::json!(MIN_RATE_PER_SECOND / 2.0), &one)));
+        assert!(!accepts(throttle_plan(&serde_json::json!(MAX_RATE_PER_SECOND * 1.5), &one)));
+
+        let quota_plan = |limit: &serde_json::Value, offset: &serde_json::Value| {
+            serde_json::json!({"name": "p", "quota": {"limit": limit, "offset": offset, "period": "DAY"}})
+        };
+        let zero = serde_json::json!(0);
+        assert!(accepts(quota_plan(&quota["limit"]["minimum"], &zero)));
+        assert!(accepts(quota_plan(&quota["limit"]["maximum"], &quota["offset"]["maximum"])));
+        assert!(!accepts(quota_plan(&serde_json::json!(MAX_QUOTA + 1), &zero)));
+        assert!(!accepts(quota_plan(&serde_json::json!(-1), &zero)));
     }
 }
