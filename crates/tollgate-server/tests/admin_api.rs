@@ -549,6 +549,32 @@ async fn usage_update_usage_and_export() {
         )
         .json();
     assert_eq!(u["values"]["premiumApikey"], json!([[0, 1_000_000]]));
+    // A key that is not in the plan has no usage in it: GetUsage and its export answer 404,
+    // as UpdateUsage does for the same pair, with the same message.
+    for path in [
+        format!("/usageplans/premium-usage-plan/usage?{q}&keyId=testApikey"),
+        format!("/usageplans/premium-usage-plan/usage/export?{q}&keyId=testApikey"),
+        format!("/usageplans/premium-usage-plan/usage/export?{q}&keyId=testApikey&format=csv"),
+    ] {
+        let r = t.admin("GET", &path, "");
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert_eq!(r.header("x-amzn-ErrorType"), Some("NotFoundException"));
+        assert_eq!(
+            r.message(),
+            "API key testApikey is not in usage plan premium-usage-plan"
+        );
+    }
+    let r = t.admin(
+        "PATCH",
+        "/usageplans/premium-usage-plan/keys/testApikey/usage",
+        &json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]})
+            .to_string(),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.message(),
+        "API key testApikey is not in usage plan premium-usage-plan"
+    );
 }
 
 /// The largest quota the API accepts (2^52) is counted exactly on Redis, whose script works in

@@ -132,6 +132,11 @@ pub async fn key_usage(
     Ok(out)
 }
 
+/// The 404 of a usage call naming a key that is not in the plan.
+fn not_in_plan(key_id: &str, plan_id: &str) -> AdminError {
+    AdminError::not_found(format!("API key {key_id} is not in usage plan {plan_id}"))
+}
+
 struct Report {
     plan: Arc<tollgate_store::catalog::PlanRecord>,
     start: i64,
@@ -161,11 +166,15 @@ fn report(
     let plan = Arc::new(plans::find(&records, plan_id)?.clone());
     let name_of = |id: &str| records.keys.get(id).map(|k| k.key.name.clone());
     let mut ids: Vec<(String, String)> = match params.get("keyId").filter(|k| !k.is_empty()) {
-        // A key that left the plan still has its history.
-        Some(k) => vec![(
-            k.to_string(),
-            name_of(k).ok_or_else(|| keys::key_not_found(k))?,
-        )],
+        // A key outside the plan has no quota in it: reporting one would make up usage, and
+        // UpdateUsage refuses the same pair, so both answer 404 alike.
+        Some(k) => {
+            let name = name_of(k).ok_or_else(|| keys::key_not_found(k))?;
+            if !records.members.contains(&(plan_id.to_string(), k.to_string())) {
+                return Err(not_in_plan(k, plan_id));
+            }
+            vec![(k.to_string(), name)]
+        }
         None => records
             .keys_of_plan(plan_id)
             .map(|k| (k.to_string(), name_of(k).unwrap_or_default()))
@@ -345,9 +354,7 @@ pub async fn update(
     let plan = plans::find(&records, &plan_id)?;
     keys::find(&records, &key_id)?;
     if !records.members.contains(&(plan_id.clone(), key_id.clone())) {
-        return Err(AdminError::not_found(format!(
-            "API key {key_id} is not in usage plan {plan_id}"
-        )));
+        return Err(not_in_plan(&key_id, &plan_id));
     }
     let quota = plan
         .plan
