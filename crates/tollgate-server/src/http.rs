@@ -5,6 +5,7 @@
 pub mod auth_request;
 pub mod check;
 
+use crate::admin::error;
 use crate::limiter::Limiter;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
@@ -25,6 +26,10 @@ pub fn router(limiter: Arc<Limiter>) -> Router {
         )
         .route("/v1/auth", any(auth_request::handler))
         .route("/metrics", get(crate::metrics::serve))
+        // Unknown paths and wrong methods get the documented error shape, not an empty body;
+        // this is the one catch-all fallback of the HTTP port (the admin routes merge in).
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::no_route)
         .with_state(limiter)
 }
 

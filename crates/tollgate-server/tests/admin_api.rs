@@ -229,6 +229,28 @@ async fn validation_errors_of_every_endpoint() {
     assert!(!t.log().contains("panicked"), "{}", t.log());
 }
 
+/// Unknown paths (404) and methods a path lacks (405) answer like every other error:
+/// `{"message"}` with the exception in `x-amzn-ErrorType`; 405 keeps its `Allow` header, and
+/// a wrong method without credentials is still refused as unauthenticated.
+#[tokio::test]
+async fn unknown_routes_and_methods_have_the_error_shape() {
+    let t = Tollgate::start_admin(&[], &[]);
+    let r = t.admin("GET", "/usageplans/", "");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("NotFoundException"));
+    assert_eq!(r.message(), "no resource at /usageplans/");
+    let r = t.admin("PUT", "/usageplans", "{}");
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("MethodNotAllowedException"));
+    assert_eq!(r.header("allow"), Some("GET,HEAD,POST"));
+    assert_eq!(r.message(), "PUT is not allowed on /usageplans");
+    let r = t.admin("POST", "/openapi.json", "{}");
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.message(), "POST is not allowed on /openapi.json");
+    let r = t.http("PUT", "/usageplans", &[], "{}");
+    assert_eq!(r.status, 401, "{}", r.body);
+}
+
 /// Records made through the API are enforced at once: a plan's quota, a PATCHed limit, a
 /// disabled key, a deleted membership and a deleted key; lists paginate.
 #[tokio::test]

@@ -126,8 +126,19 @@ fn bad_requests_get_400() {
     let r = post(&t, &huge);
     assert_eq!(r.status, 413, "{r:?}");
     assert_eq!(r.json()["code"], "PAYLOAD_TOO_LARGE");
+    // Wrong methods and unknown paths answer in the documented error shape, not empty.
     let r = request(t.http_port, "GET", "/v1/check", &[], b"");
     assert_eq!(r.status, 405);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("MethodNotAllowedException"));
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(r.json()["message"], "GET is not allowed on /v1/check");
+    let r = request(t.http_port, "POST", "/healthz", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["message"], "POST is not allowed on /healthz");
+    let r = request(t.http_port, "POST", "/v1/chek", &[], b"{}");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-amzn-ErrorType"), Some("NotFoundException"));
+    assert_eq!(r.json()["message"], "no resource at /v1/chek");
     assert_eq!(post(&t, &seed_body(TEST_KEY)).json()["verdict"], "OK");
 }
 

@@ -5,7 +5,7 @@
 //! right exception class (`BadRequestException`, `NotFoundException`, ...), so both are
 //! set on every error.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -34,6 +34,9 @@ pub enum AdminError {
     /// The record store could not be reached (503; retrying later may help).
     #[error("{0}")]
     Unavailable(String),
+    /// The path exists but does not take this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
 }
 
 impl AdminError {
@@ -49,6 +52,10 @@ impl AdminError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
+            AdminError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowedException",
+            ),
         }
     }
 
@@ -61,6 +68,18 @@ impl AdminError {
     pub fn not_found(message: impl Into<String>) -> Self {
         AdminError::NotFound(message.into())
     }
+}
+
+/// The answer to a path no route serves (the HTTP router's fallback): the same error shape as
+/// every other answer, rather than axum's empty 404, so clients and SDKs parse it alike.
+pub async fn no_route(uri: Uri) -> AdminError {
+    AdminError::not_found(format!("no resource at {}", uri.path()))
+}
+
+/// The answer to a method a path does not take (each router's method-not-allowed fallback);
+/// axum still adds the `Allow` header.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> AdminError {
+    AdminError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 impl From<CoreError> for AdminError {
@@ -113,6 +132,9 @@ mod tests {
         let r = AdminError::not_found("Invalid API Key identifier specified").into_response();
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()["x-amzn-ErrorType"], "NotFoundException");
+        let r = AdminError::MethodNotAllowed("PUT".into()).into_response();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()["x-amzn-ErrorType"], "MethodNotAllowedException");
         let r = AdminError::from(CoreError::Conflict("dup".into())).into_response();
         assert_eq!(r.status(), StatusCode::CONFLICT);
         assert_eq!(

@@ -178,6 +178,8 @@ pub fn router(state: Arc<AdminState>) -> Router {
             "/apikeys/{api_Key}",
             get(keys::get).patch(keys::update).delete(keys::delete),
         )
+        // Before the auth layer, so a wrong method without credentials still gets 401.
+        .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require,
@@ -185,4 +187,5 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     api.route("/openapi.json", get(openapi::serve))
+        .method_not_allowed_fallback(error::method_not_allowed)
 }
