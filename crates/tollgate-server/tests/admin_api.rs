@@ -169,6 +169,17 @@ async fn validation_errors_of_every_endpoint() {
         ("PATCH", format!("/usageplans/{pid}/keys/nope/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]}).to_string(), 404, "Invalid API Key identifier"),
         ("PATCH", format!("/usageplans/nope/keys/{kid}/usage"), json!({"patchOperations": [{"op": "replace", "path": "/remaining", "value": "1"}]}).to_string(), 404, "Invalid Usage Plan ID"),
     ];
+    // A duplicate value names only the key that has it, not the refused key's would-be id.
+    let r = t.admin(
+        "POST",
+        "/apikeys",
+        &json!({"name": "dup", "value": "validation-key-0123456789"}).to_string(),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.message(),
+        format!("API key `{kid}` already has the same value")
+    );
     for (method, path, body, status, want) in cases {
         let r = t.admin(method, &path, &body);
         assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);

@@ -101,6 +101,18 @@ pub async fn create_or_import(
                 if r.keys.contains_key(&record.key.id) {
                     return Err(AdminError::Conflict("API key id exists; retry".into()));
                 }
+                // Checked here, not left to catalog validation, whose message names both
+                // clashing keys, one of them this refused key's id that never exists.
+                if let Some(other) = r
+                    .keys
+                    .values()
+                    .find(|k| k.key.value_hash == record.key.value_hash)
+                {
+                    return Err(AdminError::Conflict(format!(
+                        "API key `{}` already has the same value",
+                        other.key.id
+                    )));
+                }
                 Ok((vec![Change::PutKey(record.clone())], ()))
             })
             .await?;
