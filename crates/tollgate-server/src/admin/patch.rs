@@ -12,17 +12,30 @@ use super::model::{
 };
 use tollgate_store::catalog::KeyRecord;
 
-/// The plan paths accepted, for error messages.
-const PLAN_PATHS: &str = "/name, /description, /throttle/rateLimit, /throttle/burstLimit, /throttle, /quota/limit, /quota/period, /quota/offset, /quota, /apiStages, /apiStages/{apiId}:{stage}/throttle/{resourcePath}/{httpMethod}[/rateLimit|/burstLimit]";
+/// The plan paths accepted with the operations each takes, for error messages (a path listed
+/// without its operations read as accepted whatever the operation).
+const PLAN_PATHS: &str = "/name (replace), /description (replace, remove), /throttle/rateLimit (replace), /throttle/burstLimit (replace), /throttle (remove), /quota/limit (replace), /quota/period (replace), /quota/offset (replace), /quota (remove), /apiStages (add, remove; value apiId:stage), /apiStages/{apiId}:{stage}/throttle/{resourcePath}/{httpMethod}/rateLimit|burstLimit (add, replace), /apiStages/{apiId}:{stage}/throttle/{resourcePath}/{httpMethod} (remove)";
 
-/// The key paths accepted, for error messages.
-const KEY_PATHS: &str = "/name, /description, /enabled, /customerId";
+/// The key paths accepted with the operations each takes, for error messages.
+const KEY_PATHS: &str =
+    "/name (replace), /description (replace, remove), /enabled (replace), /customerId (replace, remove)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Add,
     Remove,
     Replace,
+}
+
+impl Op {
+    /// The operation as the request spells it.
+    fn name(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::Remove => "remove",
+            Op::Replace => "replace",
+        }
+    }
 }
 
 fn op_of(p: &PatchOperation, i: usize) -> Result<(Op, &str), AdminError> {
@@ -86,8 +99,8 @@ fn unescape(seg: &str) -> String {
 
 fn unsupported(op: Op, path: &str, i: usize, accepted: &str) -> AdminError {
     AdminError::bad(format!(
-        "patchOperations[{i}]: {op:?} of `{path}` is not supported; paths: {accepted}",
-        op = op
+        "patchOperations[{i}]: {op} of `{path}` is not supported; paths: {accepted}",
+        op = op.name()
     ))
 }
 
@@ -314,6 +327,33 @@ mod tests {
         assert_eq!(p.api_stages.as_ref().unwrap().len(), 1);
     }
 
+    /// A refused key operation lists each key path with the operations it takes.
+    #[test]
+    fn key_errors_name_the_operations() {
+        let mut key = KeyRecord {
+            key: tollgate_core::apikey::ApiKey {
+                id: "k1".into(),
+                name: "k".into(),
+                description: None,
+                customer_id: None,
+                enabled: true,
+                value_hash: tollgate_core::apikey::KeyHash::of("value-0123456789abcdefgh"),
+                tags: Default::default(),
+            },
+            value: None,
+            created_s: 0,
+            updated_s: 0,
+        };
+        let e = patch_key(&mut key, &[op("remove", "/enabled", None)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("remove of `/enabled` is not supported; paths: /name (replace), "),
+            "{e}"
+        );
+        assert!(e.contains("/enabled (replace)"), "{e}");
+    }
+
     /// Malformed operations name the operation and what is accepted.
     #[test]
     fn plan_errors() {
@@ -349,6 +389,13 @@ mod tests {
                 "not supported",
             ),
             (op("replace", "/name", None), "value is required"),
+            // The refused path is listed with the operations it does take.
+            (
+                op("replace", "/throttle", Some("x")),
+                "replace of `/throttle` is not supported; paths: /name (replace), ",
+            ),
+            (op("replace", "/throttle", Some("x")), "/throttle (remove)"),
+            (op("add", "/quota", Some("x")), "/quota (remove)"),
         ] {
             let e = patch_plan(&mut p, &[o]).unwrap_err().to_string();
             assert!(e.contains(want), "{e} lacks {want}");
