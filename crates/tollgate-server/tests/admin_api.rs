@@ -138,6 +138,10 @@ async fn validation_errors_of_every_endpoint() {
         ("GET", "/usageplans?limit=0".into(), String::new(), 400, "limit must be a number"),
         // API keys
         ("POST", "/apikeys".into(), json!({"name": "short", "value": "too-short"}).to_string(), 400, "20 to 128"),
+        // A blank name is refused at creation as PATCH refuses it; an absent one is fine.
+        ("POST", "/apikeys".into(), json!({"name": ""}).to_string(), 400, "name must not be empty"),
+        ("POST", "/apikeys".into(), json!({"name": "  "}).to_string(), 400, "name must not be empty"),
+        ("PATCH", format!("/apikeys/{kid}"), json!({"patchOperations": [{"op": "replace", "path": "/name", "value": ""}]}).to_string(), 400, "name must not be empty"),
         ("POST", "/apikeys".into(), json!({"name": "dup", "value": "validation-key-0123456789"}).to_string(), 409, "same value"),
         ("POST", "/apikeys?mode=export".into(), String::new(), 400, "mode must be import"),
         ("GET", "/apikeys/nope".into(), String::new(), 404, "Invalid API Key identifier"),
@@ -180,6 +184,10 @@ async fn validation_errors_of_every_endpoint() {
         r.message(),
         format!("API key `{kid}` already has the same value")
     );
+    // Without a name (optional, as in AWS) a key is named after its id.
+    let r = t.admin("POST", "/apikeys", "{}");
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["name"], r.json()["id"]);
     for (method, path, body, status, want) in cases {
         let r = t.admin(method, &path, &body);
         assert_eq!(r.status, status, "{method} {path} {body}: {}", r.body);

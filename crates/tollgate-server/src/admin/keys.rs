@@ -24,6 +24,11 @@ pub fn key_not_found(id: &str) -> AdminError {
     AdminError::not_found(format!("Invalid API Key identifier specified: {id}"))
 }
 
+/// The 400 for a key name that is given but empty, from create and PATCH alike.
+pub fn empty_name() -> AdminError {
+    AdminError::bad("name must not be empty (leave it out at creation to name the key after its id)")
+}
+
 /// The key `id`, or 404.
 pub fn find<'a>(records: &'a CatalogRecords, id: &str) -> Result<&'a KeyRecord, AdminError> {
     records.keys.get(id).ok_or_else(|| key_not_found(id))
@@ -86,6 +91,12 @@ pub async fn create_or_import(
         ))),
         _ => {
             let req: CreateApiKeyRequest = json_body(&body)?;
+            // AWS makes the name optional, and a key without one is named after its id; a
+            // name given but blank is refused, as PATCH refuses it, rather than silently
+            // replaced by the id.
+            if req.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                return Err(empty_name());
+            }
             let value = req.value.clone().unwrap_or_else(new_key_value);
             let record = new_record(
                 req.name,

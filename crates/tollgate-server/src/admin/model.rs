@@ -125,8 +125,9 @@ pub struct UsagePlans {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateApiKeyRequest {
-    /// Display name.
+    /// Display name; when absent, the key is named after its id. Must not be blank.
     #[serde(default)]
+    #[schema(min_length = 1)]
     pub name: Option<String>,
     /// Free text.
     #[serde(default)]

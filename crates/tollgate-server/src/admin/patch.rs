@@ -238,7 +238,7 @@ pub fn patch_key(key: &mut KeyRecord, ops: &[PatchOperation]) -> Result<(), Admi
             (Op::Replace, "/name") => {
                 let v = value(p, i)?;
                 if v.trim().is_empty() {
-                    return Err(AdminError::bad("name must not be empty"));
+                    return Err(super::keys::empty_name());
                 }
                 key.key.name = v.to_string();
             }
