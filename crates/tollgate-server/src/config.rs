@@ -126,13 +126,22 @@ pub fn parse_file(path: &str, text: &str) -> Result<ConfigFile, ConfigError> {
         ConfigFile::default()
     } else {
         let de = serde_norway::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
-            path: path.to_string(),
-            at: match e.path().to_string().as_str() {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = match e.path().to_string().as_str() {
                 "." => "top level".to_string(),
                 p => p.to_string(),
-            },
-            message: e.into_inner().to_string(),
+            };
+            // The YAML parser puts the path it knows in front of its own message; the error
+            // names the path already, so it is said once.
+            let message = e.into_inner().to_string();
+            let message = message
+                .strip_prefix(&format!("{at}: "))
+                .map_or(message.clone(), str::to_string);
+            ConfigError::Parse {
+                path: path.to_string(),
+                at,
+                message,
+            }
         })?
     })
 }
@@ -216,6 +225,19 @@ mod tests {
         assert!(e.contains("usagePlans[0].quota.limit"), "{e}");
         let e = err("usagePlans:\n  - id: p\n    thottle: {rateLimit: 1, burstLimit: 1}\n");
         assert!(e.contains("thottle"), "{e}");
+    }
+
+    /// A parse error names its field path once (the YAML parser's message carries the path
+    /// too), with the line and column.
+    #[test]
+    fn parse_error_names_the_path_once() {
+        let e = err("apiKeys:\n  - name: k\n");
+        assert_eq!(
+            e,
+            "t.yaml: apiKeys[0]: missing field `value` at line 2 column 5"
+        );
+        let e = err("usagePlans:\n  - id: p\n    quota: {limit: 5, period: DAILY}\n");
+        assert_eq!(e.matches("usagePlans[0].quota.period").count(), 1, "{e}");
     }
 
     /// Out-of-range values and unknown plans are refused with the record named; the key value

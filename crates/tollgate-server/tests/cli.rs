@@ -88,6 +88,19 @@ fn quota_above_exact_bound_is_refused() {
     }
 }
 
+/// A missing field is reported with its path once, not twice.
+#[test]
+fn missing_field_names_its_path_once() {
+    let bad = support::temp_config("apiKeys:\n  - name: k\n");
+    let (code, _, err) = tollgate(&["check-config", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(": apiKeys[0]: missing field `value` at line 2 column 5"),
+        "{err}"
+    );
+    assert_eq!(err.matches("apiKeys[0]").count(), 1, "{err}");
+}
+
 /// `check-config` accepts the seed scenario and says what it holds.
 #[test]
 fn check_config_accepts_seed() {
