@@ -260,7 +260,10 @@ async fn unknown_routes_and_methods_have_the_error_shape() {
     assert_eq!(r.message(), "no resource at /usageplans/");
     let r = t.admin("PUT", "/usageplans", "{}");
     assert_eq!(r.status, 405, "{}", r.body);
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("MethodNotAllowedException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("MethodNotAllowedException")
+    );
     assert_eq!(r.header("allow"), Some("GET,HEAD,POST"));
     assert_eq!(r.message(), "PUT is not allowed on /usageplans");
     let r = t.admin("POST", "/openapi.json", "{}");

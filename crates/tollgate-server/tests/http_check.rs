@@ -129,7 +129,10 @@ fn bad_requests_get_400() {
     // Wrong methods and unknown paths answer in the documented error shape, not empty.
     let r = request(t.http_port, "GET", "/v1/check", &[], b"");
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("x-amzn-ErrorType"), Some("MethodNotAllowedException"));
+    assert_eq!(
+        r.header("x-amzn-ErrorType"),
+        Some("MethodNotAllowedException")
+    );
     assert_eq!(r.header("allow"), Some("POST"));
     assert_eq!(r.json()["message"], "GET is not allowed on /v1/check");
     let r = request(t.http_port, "POST", "/healthz", &[], b"");

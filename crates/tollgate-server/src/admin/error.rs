@@ -52,10 +52,9 @@ impl AdminError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
-            AdminError::MethodNotAllowed(_) => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowedException",
-            ),
+            AdminError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowedException")
+            }
         }
     }
 

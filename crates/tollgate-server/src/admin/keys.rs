@@ -26,7 +26,9 @@ pub fn key_not_found(id: &str) -> AdminError {
 
 /// The 400 for a key name that is given but empty, from create and PATCH alike.
 pub fn empty_name() -> AdminError {
-    AdminError::bad("name must not be empty (leave it out at creation to name the key after its id)")
+    AdminError::bad(
+        "name must not be empty (leave it out at creation to name the key after its id)",
+    )
 }
 
 /// The key `id`, or 404.

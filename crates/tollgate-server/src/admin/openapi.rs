@@ -275,29 +275,46 @@ mod tests {
             let req: CreateUsagePlanRequest = serde_json::from_value(body).unwrap();
             super::super::model::plan_from_request("p1", &req, 0).is_ok()
         };
-        let throttle_plan = |rate: &serde_json::Value, burst: &serde_json::Value| {
-            serde_json::json!({"name": "p", "throttle": {"rateLimit": rate, "burstLimit": burst}})
-        };
+        let throttle_plan = |rate: &serde_json::Value, burst: &serde_json::Value| serde_json::json!({"name": "p", "throttle": {"rateLimit": rate, "burstLimit": burst}});
         let one = serde_json::json!(1);
-        let (min_burst, max_burst) = (&throttle["burstLimit"]["minimum"], &throttle["burstLimit"]["maximum"]);
-        let (min_rate, max_rate) = (&throttle["rateLimit"]["minimum"], &throttle["rateLimit"]["maximum"]);
+        let (min_burst, max_burst) = (
+            &throttle["burstLimit"]["minimum"],
+            &throttle["burstLimit"]["maximum"],
+        );
+        let (min_rate, max_rate) = (
+            &throttle["rateLimit"]["minimum"],
+            &throttle["rateLimit"]["maximum"],
+        );
         assert!(accepts(throttle_plan(&one, min_burst)));
         assert!(accepts(throttle_plan(&one, max_burst)));
         assert!(!accepts(throttle_plan(&one, &serde_json::json!(0))));
-        assert!(!accepts(throttle_plan(&one, &serde_json::json!(MAX_BURST + 1))));
+        assert!(!accepts(throttle_plan(
+            &one,
+            &serde_json::json!(MAX_BURST + 1)
+        )));
         // The smallest rate with the smallest burst keeps burst/rate within its own bound.
         assert!(accepts(throttle_plan(min_rate, &one)));
         assert!(accepts(throttle_plan(max_rate, &one)));
-        assert!(!accepts(throttle_plan(&serde_json::json!(MIN_RATE_PER_SECOND / 2.0), &one)));
-        assert!(!accepts(throttle_plan(&serde_json::json!(MAX_RATE_PER_SECOND * 1.5), &one)));
+        assert!(!accepts(throttle_plan(
+            &serde_json::json!(MIN_RATE_PER_SECOND / 2.0),
+            &one
+        )));
+        assert!(!accepts(throttle_plan(
+            &serde_json::json!(MAX_RATE_PER_SECOND * 1.5),
+            &one
+        )));
 
-        let quota_plan = |limit: &serde_json::Value, offset: &serde_json::Value| {
-            serde_json::json!({"name": "p", "quota": {"limit": limit, "offset": offset, "period": "DAY"}})
-        };
+        let quota_plan = |limit: &serde_json::Value, offset: &serde_json::Value| serde_json::json!({"name": "p", "quota": {"limit": limit, "offset": offset, "period": "DAY"}});
         let zero = serde_json::json!(0);
         assert!(accepts(quota_plan(&quota["limit"]["minimum"], &zero)));
-        assert!(accepts(quota_plan(&quota["limit"]["maximum"], &quota["offset"]["maximum"])));
-        assert!(!accepts(quota_plan(&serde_json::json!(MAX_QUOTA + 1), &zero)));
+        assert!(accepts(quota_plan(
+            &quota["limit"]["maximum"],
+            &quota["offset"]["maximum"]
+        )));
+        assert!(!accepts(quota_plan(
+            &serde_json::json!(MAX_QUOTA + 1),
+            &zero
+        )));
         assert!(!accepts(quota_plan(&serde_json::json!(-1), &zero)));
     }
 }

@@ -170,7 +170,10 @@ fn report(
         // UpdateUsage refuses the same pair, so both answer 404 alike.
         Some(k) => {
             let name = name_of(k).ok_or_else(|| keys::key_not_found(k))?;
-            if !records.members.contains(&(plan_id.to_string(), k.to_string())) {
+            if !records
+                .members
+                .contains(&(plan_id.to_string(), k.to_string()))
+            {
                 return Err(not_in_plan(k, plan_id));
             }
             vec![(k.to_string(), name)]
