@@ -467,6 +467,28 @@ async fn check_all_refusal_reports_as_stored(b: Backend) {
     );
 }
 
+/// Two batches on one limit: a refused shadow batch reports the limit as the batch before it
+/// left it, while the call admits and writes that use; a refused call reports both batches
+/// as stored, though the first saw its own use pending.
+async fn check_all_refusal_after_pending_use(b: Backend) {
+    let q = |cost| batch("s:shared", vec![quota(5, QuotaPeriod::Day)], cost);
+    assert!(check(&b, &q(1)).await.admitted);
+    let o = check_all(&b, &[part(q(2), false), part(q(3), true)]).await;
+    assert!(o.admitted && o.parts[0].admitted && !o.parts[1].admitted);
+    let used_left = |s: &tollgate_core::batch::LimitStatus| (s.used, s.remaining);
+    assert_eq!(used_left(&o.parts[0].statuses[0]), (3, 2));
+    assert_eq!(
+        used_left(&o.parts[1].statuses[0]),
+        (3, 2),
+        "as the first batch left it"
+    );
+    let o = check_all(&b, &[part(q(1), false), part(q(4), false)]).await;
+    assert!(!o.admitted && o.parts[0].admitted && !o.parts[1].admitted);
+    assert_eq!(used_left(&o.parts[0].statuses[0]), (3, 2), "as stored");
+    assert_eq!(used_left(&o.parts[1].statuses[0]), (3, 2), "as stored");
+    assert_eq!(used_left(&check(&b, &q(0)).await.statuses[0]), (3, 2));
+}
+
 /// The offset lowers the limit that a set remaining is measured against in the first period.
 async fn set_remaining_with_offset(b: Backend) {
     let now_s = std::time::SystemTime::now()
@@ -847,7 +869,7 @@ backend_tests!(memory: burst_then_throttled, throttle_refills, quota_counts_and_
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, grant_reports_use_and_limit, refused_reports_limits_as_they_stand,
-    check_all_refusal_reports_as_stored, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    check_all_refusal_reports_as_stored, check_all_refusal_after_pending_use, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
     catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
     usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
@@ -857,7 +879,7 @@ backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_s
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, daily_usage_reads_admitted_units, set_remaining_quota,
     set_remaining_with_offset, grant_reports_use_and_limit, refused_reports_limits_as_they_stand,
-    check_all_refusal_reports_as_stored, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
+    check_all_refusal_reports_as_stored, check_all_refusal_after_pending_use, catalog_commit_and_load, catalog_stale_commit_writes_nothing,
     catalog_concurrent_commits, catalog_subscribers_hear_commits, catalog_restore_replaces_everything,
     usage_tag_matches_checks,
     check_all_admits_together, check_all_refusal_consumes_nothing,
@@ -867,6 +889,7 @@ backend_tests!(redis: burst_then_throttled, throttle_refills, quota_counts_and_s
 backend_tests!(cluster: burst_then_throttled, throttle_refills, quota_counts_and_stops, cost_zero_reads,
     all_or_nothing, cost_units, quota_offset_first_period, tags_are_independent, same_limit_twice,
     concurrent_exactness, empty_batch, refused_reports_limits_as_they_stand,
-    check_all_refusal_reports_as_stored, check_all_admits_together, check_all_refusal_consumes_nothing,
+    check_all_refusal_reports_as_stored, check_all_refusal_after_pending_use,
+    check_all_admits_together, check_all_refusal_consumes_nothing,
     check_all_shadow_blocks_nothing, check_all_same_state_twice, check_all_empty,
     check_all_concurrent_exactness);

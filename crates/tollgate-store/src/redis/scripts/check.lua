@@ -116,17 +116,23 @@ local batches = tonumber(ARGV[3])
 -- now_s % 86400 is arithmetic in the VM; floor() would be a call out of it
 local hinted = (now_s - now_s % 86400) / 86400 == tonumber(ARGV[4])
 
-local rows = {}       -- per limit of every batch: what to answer, packed once admission is known
+local out = { '' }   -- out[1] is set last: admitted, now_us; then one packed row per limit
 local pending = {}   -- key -> TAT or units used, from the batches that admitted so far
-local raw = {}       -- key -> TAT (false if none) or units used this period, as stored
-local grants = {}    -- quota key -> the operator's grant to this period's limit, as stored
+-- quota key -> a grant an operator added to this period's limit (set_remaining.lua); made
+-- only when a key has one, since most have none and an admitted call should build nothing
+-- it does not need
+local grants = nil
 local commits = {}   -- per batch that admitted: { writes, cost, usage_days, usage key }
 local admitted = true
 local fresh = {}     -- quota keys whose record starts a new period in this call
 local a = 5          -- ARGV index of the last value read
 local k = 0          -- KEYS index of the last key read
 
-for _ = 1, batches do
+local ROW = '<i8i8i8i8i8i8'
+local refusals = false  -- whether any batch refused
+local shadow_before = nil  -- batch number -> { key -> pending use then }: see the end
+
+for b = 1, batches do
   local cost = tonumber(ARGV[a + 1])
   local n = tonumber(ARGV[a + 2])
   local usage_days = tonumber(ARGV[a + 3])
@@ -135,30 +141,22 @@ for _ = 1, batches do
   local need = cost
   if need < 1 then need = 1 end
   local mine = {}    -- this batch's pending use, kept only if the batch admits
-  local before = {}  -- key -> the state this batch found, before its own use
   local writes = {}
   local batch_ok = true
-  local batch_rows = {}
+  local o0 = #out
 
   for i = 1, n do
     local key = KEYS[k + i]
     local at = a + (i - 1) * 7
     local kind = ARGV[at + 1]
     local allowed, limit, remaining, retry, reset, used
-    local row
     if kind == 't' then
       local interval = tonumber(ARGV[at + 2])
       local burst = tonumber(ARGV[at + 3])
       local window = interval * burst
       local tat = mine[key]
-      if tat == nil then
-        tat = pending[key]
-        if tat == nil then
-          if raw[key] == nil then raw[key] = tonumber(redis.call('GET', key) or nil) or false end
-          tat = raw[key] or nil
-        end
-        if before[key] == nil then before[key] = tat or false end
-      end
+      if tat == nil then tat = pending[key] end
+      if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
       if tat == nil or tat < now_us then tat = now_us end
       limit, used = burst, 0
       local new_tat = tat + need * interval
@@ -180,41 +178,42 @@ for _ = 1, batches do
       -- floor(left / interval) with VM arithmetic (floor() is a call out of the VM)
       local left = window - reset
       if left > 0 then remaining = (left - left % interval) / interval else remaining = 0 end
-      row = { allowed, limit, remaining, retry, reset, used, key, interval, window }
     else
-      local period = ARGV[at + 3]
       local id, end_s
       if hinted then
         id, end_s = ARGV[at + 6], tonumber(ARGV[at + 7])
       else
-        id, _, end_s = period_window(period, now_s)
+        local _
+        id, _, end_s = period_window(ARGV[at + 3], now_s)
       end
       local plan_limit = tonumber(ARGV[at + 2])
       limit = plan_limit
-      if ARGV[at + 4] ~= '0' and period_window(period, tonumber(ARGV[at + 5])) == id then
+      if ARGV[at + 4] ~= '0' and period_window(ARGV[at + 3], tonumber(ARGV[at + 5])) == id then
         limit = limit - tonumber(ARGV[at + 4])
         if limit < 0 then limit = 0 end
       end
       used = mine[key]
+      if used == nil then used = pending[key] end
       if used == nil then
-        used = pending[key]
-        if used == nil then
-          if raw[key] == nil then
-            local h = redis.call('HMGET', key, 'p', 'n', 'g')
-            if h[1] == id then
-              raw[key], grants[key] = tonumber(h[2]) or 0, tonumber(h[3]) or 0
-            else
-              raw[key], grants[key] = 0, 0
-              fresh[key] = true
-            end
+        local h = redis.call('HMGET', key, 'p', 'n', 'g')
+        if h[1] == id then
+          used = tonumber(h[2]) or 0
+          local grant = tonumber(h[3])
+          if grant ~= nil and grant ~= 0 then
+            if grants == nil then grants = {} end
+            grants[key] = grant
           end
-          used = raw[key]
+        else
+          used = 0
+          -- A new period; a grant left from the last one must go when it is written.
+          fresh[key] = h[3] and 'g' or true
         end
-        if before[key] == nil then before[key] = used end
       end
       -- The operator's grant (set_remaining.lua) moves this period's limit, not the use.
-      limit = limit + (grants[key] or 0)
-      if limit < 0 then limit = 0 end
+      if grants ~= nil and grants[key] ~= nil then
+        limit = limit + grants[key]
+        if limit < 0 then limit = 0 end
+      end
       allowed = used + need <= limit
       if allowed and cost > 0 then
         used = used + cost
@@ -226,65 +225,79 @@ for _ = 1, batches do
       reset = end_s * 1000000 - now_us
       -- A cost above the plan's limit fails in every period: no retry time (see quota.rs).
       if allowed or need > plan_limit then retry = 0 else retry = reset end
-      row = { allowed, limit, remaining, retry, reset, used, key }
     end
     if not allowed then batch_ok = false end
-    batch_rows[i] = row
-  end
-  a = a + 7 * n
-  k = k + n
-  local ukey = nil
-  if usage_days > 0 then
-    k = k + 1
-    ukey = KEYS[k]
+    out[o0 + i] = pack(ROW, allowed and 1 or 0, limit, remaining, retry, reset, used)
   end
 
   if batch_ok then
     for key, v in pairs(mine) do pending[key] = v end
+    local ukey = nil
+    if usage_days > 0 then ukey = KEYS[k + n + 1] end
     commits[#commits + 1] = { writes, cost, usage_days, ukey }
-  elseif not shadow then
-    admitted = false
-  end
-  rows[#rows + 1] = { batch_ok, before, batch_rows }
-end
-
--- A row as its limit stands in `state` (a TAT or false, or units used) with nothing taken:
--- what a refused batch reports, since it consumed nothing (batch.rs, `as_is`).
-local function as_is(row, state)
-  if row[8] then
-    local interval, window = row[8], row[9]
-    local tat = state or now_us
-    if tat < now_us then tat = now_us end
-    local reset = tat - now_us
-    local left = window - reset
-    local remaining = 0
-    if left > 0 then remaining = (left - left % interval) / interval end
-    return row[1], row[2], remaining, row[4], reset, 0
-  end
-  local remaining = row[2] - state
-  if remaining < 0 then remaining = 0 end
-  return row[1], row[2], remaining, row[4], row[5], state
-end
-
-local out = { '' }  -- out[1] is set last: admitted, now_us
--- An evaluate-only call writes nothing either, so it too reports every limit as stored (its
--- answer is shown only when the request spread over several slots is refused).
-local wrote = admitted and commit
-for _, b in ipairs(rows) do
-  local batch_ok, before, batch_rows = b[1], b[2], b[3]
-  for _, row in ipairs(batch_rows) do
-    local allowed, limit, remaining, retry, reset, used
-    if wrote and batch_ok then
-      allowed, limit, remaining, retry, reset, used = row[1], row[2], row[3], row[4], row[5], row[6]
-    elseif wrote then
-      -- A refused shadow batch: as the earlier batches that commit left its limits.
-      allowed, limit, remaining, retry, reset, used = as_is(row, before[row[7]])
+  else
+    refusals = true
+    if shadow then
+      -- Its refusal blocks nothing, so the call may still write: keep what the batches
+      -- before it left of its limits, which is what it found and reports.
+      local before = {}
+      for i = 1, n do before[KEYS[k + i]] = pending[KEYS[k + i]] end
+      if shadow_before == nil then shadow_before = {} end
+      shadow_before[b] = before
     else
-      -- A refused (or evaluate-only) call writes nothing: every limit as stored.
-      allowed, limit, remaining, retry, reset, used = as_is(row, raw[row[7]])
+      admitted = false
     end
-    out[#out + 1] = pack('<i8i8i8i8i8i8', allowed and 1 or 0, limit, remaining, retry, reset,
-      used)
+  end
+  a = a + 7 * n
+  k = k + n
+  if usage_days > 0 then k = k + 1 end
+end
+
+-- What was not written is reported as it stands, with nothing taken (batch.rs, `as_is`):
+-- a call that refused, or only evaluated (the first phase of a check spread over several
+-- slots, whose answer is shown only if the check is refused), shows every limit as stored;
+-- a call that writes shows a shadow batch that refused as the batches before it left it.
+-- The stored state is read again, as nothing is written yet. Written out rather than as a
+-- function: a closure is made on every call, and an admitted call should pay for none.
+if refusals or not commit then
+  local wrote = admitted and commit
+  local a0, k0, o0 = 5, 0, 1
+  for b = 1, batches do
+    local n, usage_days = tonumber(ARGV[a0 + 2]), tonumber(ARGV[a0 + 3])
+    a0 = a0 + 4
+    local before = nil
+    if wrote then before = shadow_before and shadow_before[b] end
+    if not wrote or before ~= nil then
+      for i = 1, n do
+        local key, at = KEYS[k0 + i], a0 + (i - 1) * 7
+        local allowed, limit, _, retry, reset = struct.unpack(ROW, out[o0 + i])
+        local remaining, used = 0, 0
+        local state = nil
+        if before ~= nil then state = before[key] end
+        if ARGV[at + 1] == 't' then
+          local interval = tonumber(ARGV[at + 2])
+          local tat = state
+          if tat == nil then tat = tonumber(redis.call('GET', key) or nil) end
+          if tat == nil or tat < now_us then tat = now_us end
+          reset = tat - now_us
+          local left = interval * tonumber(ARGV[at + 3]) - reset
+          if left > 0 then remaining = (left - left % interval) / interval end
+        else
+          used = state
+          if used == nil then
+            local id
+            if hinted then id = ARGV[at + 6] else id = period_window(ARGV[at + 3], now_s) end
+            local h = redis.call('HMGET', key, 'p', 'n')
+            if h[1] == id then used = tonumber(h[2]) or 0 else used = 0 end
+          end
+          remaining = limit - used
+          if remaining < 0 then remaining = 0 end
+        end
+        out[o0 + i] = pack(ROW, allowed, limit, remaining, retry, reset, used)
+      end
+    end
+    a0, k0, o0 = a0 + 7 * n, k0 + n, o0 + n
+    if usage_days > 0 then k0 = k0 + 1 end
   end
 end
 
@@ -301,7 +314,11 @@ if admitted and commit then
           -- script or set_remaining.lua) set it then: within a period only the count moves.
           -- Every call Redis does not make is CPU of the one Redis a whole fleet shares.
           if fresh[w[2]] then
-            redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]), 'g', '0')
+            if fresh[w[2]] == 'g' then
+              redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]), 'g', '0')
+            else
+              redis.call('HSET', w[2], 'p', w[3], 'n', string.format('%d', w[4]))
+            end
             redis.call('EXPIREAT', w[2], string.format('%d', w[5] + tonumber(ARGV[1])))
           else
             redis.call('HSET', w[2], 'n', string.format('%d', w[4]))
