@@ -157,8 +157,21 @@ pub struct Decision {
     pub quota: Option<QuotaReport>,
     /// Seconds a denied client should wait (the `Retry-After` value), on 429 only.
     pub retry_after_s: Option<u64>,
-    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and, on 429, `Retry-After`.
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and, on 429, `Retry-After`;
+    /// none on an admission under no known limit.
     pub headers: Vec<Header>,
+}
+
+/// The headers of an answer no limit was evaluated for. A refusal says a limit of 0: the
+/// client may not call. An admission (a plan without limits, or the store down and the
+/// failure mode admitting) says nothing: no limit is known, and a `RateLimit-Remaining: 0`
+/// would tell a client that honours it to stop.
+fn no_limit_headers(verdict: Verdict) -> Vec<Header> {
+    if verdict == Verdict::Ok {
+        Vec::new()
+    } else {
+        ratelimit_headers(None, None)
+    }
 }
 
 fn ms(us: u64) -> u64 {
@@ -166,7 +179,8 @@ fn ms(us: u64) -> u64 {
 }
 
 impl Decision {
-    /// A decision made before any limit was evaluated (bad key, store down).
+    /// A decision made before any limit was evaluated (bad key, store down; `Ok` when the
+    /// store is down and the failure mode admits).
     pub fn refused(verdict: Verdict) -> Self {
         Decision {
             verdict,
@@ -175,7 +189,7 @@ impl Decision {
             throttle: None,
             quota: None,
             retry_after_s: None,
-            headers: ratelimit_headers(None, None),
+            headers: no_limit_headers(verdict),
         }
     }
 
@@ -226,7 +240,10 @@ impl Decision {
             throttle,
             quota,
             retry_after_s,
-            headers: ratelimit_headers(shown.as_ref(), retry_after_s),
+            headers: match shown {
+                Some(s) => ratelimit_headers(Some(&s), retry_after_s),
+                None => no_limit_headers(verdict),
+            },
         }
     }
 
@@ -239,6 +256,48 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An admission under no known limit carries no RateLimit fields (a Remaining of 0
+    /// would tell clients to stop); a refusal before any limit says a limit of 0.
+    #[test]
+    fn headers_only_where_a_limit_is_known() {
+        let resolved = ResolvedCheck {
+            plan_id: "p".into(),
+            key_id: "k".into(),
+            batch: crate::batch::LimitBatch {
+                tag: "p:k".into(),
+                limits: Vec::new(),
+                cost: 1,
+                usage_retention_days: None,
+            },
+            throttle: None,
+            quota: None,
+        };
+        let outcome = BatchOutcome {
+            admitted: true,
+            now_us: 0,
+            statuses: Vec::new(),
+        };
+        let d = Decision::from_outcome(resolved, &outcome);
+        assert_eq!((d.verdict, d.headers.len()), (Verdict::Ok, 0));
+        assert!(
+            Decision::refused(Verdict::Ok).headers.is_empty(),
+            "failing open"
+        );
+        let names: Vec<_> = Decision::refused(Verdict::KeyInvalid)
+            .headers
+            .iter()
+            .map(|h| (h.name, h.value.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (headers::RATELIMIT_LIMIT, "0".to_string()),
+                (headers::RATELIMIT_REMAINING, "0".to_string()),
+                (headers::RATELIMIT_RESET, "0".to_string()),
+            ]
+        );
+    }
 
     /// `Verdict::ALL` holds every verdict once, in order; a new variant stops this match
     /// from compiling until it is added there too.

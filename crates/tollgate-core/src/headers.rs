@@ -41,7 +41,7 @@ pub fn retry_after_s(denied: &LimitStatus) -> Option<u64> {
 /// [`retry_after_s`]).
 ///
 /// A check refused before any limit applied (bad key, store down) reports a limit of 0, so
-/// every answer carries the three fields.
+/// every refusal carries the three fields.
 pub fn ratelimit_headers(shown: Option<&LimitStatus>, retry_after_s: Option<u64>) -> Vec<Header> {
     let (limit, remaining, reset_s) = match shown {
         Some(s) => {

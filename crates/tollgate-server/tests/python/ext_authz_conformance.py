@@ -169,7 +169,14 @@ def unavailable(args):
 def fail_open(args):
     """Redis is down and the failure mode is allow: the call passes, naming key and plan."""
     a = Authz(args)
-    allowed(a, a.check(key=SEED_KEY), "testApikey", "demo-usage-plan", 0, "store down, failing open")
+    r = a.check(key=SEED_KEY)
+    expect_eq(r.status.code, 0, "store down, failing open: gRPC OK")
+    expect_eq(headers_of(r.ok_response.headers),
+              [("x-tollgate-key-id", "testApikey"), ("x-tollgate-plan-id", "demo-usage-plan")],
+              "upstream headers")
+    # No limit is known while the store is down: no RateLimit fields, where a Remaining of 0
+    # would tell the client to stop.
+    expect_eq(headers_of(r.ok_response.response_headers_to_add), [], "no RateLimit headers")
 
 
 if __name__ == "__main__":
