@@ -197,6 +197,10 @@ pub struct RlsDescriptorStatus {
     pub current_limit: Option<RlsCurrentLimit>,
     /// Units left.
     pub limit_remaining: u64,
+    /// The most units the limit holds (a throttle's burst, a quota's limit in force): the
+    /// IETF `RateLimit-Limit`. Envoy's `requests_per_unit` is a rate, and for a usage plan's
+    /// throttle the remaining count can exceed it by the burst.
+    pub limit_units: u64,
     /// When over, the time until a hit could pass; else until the limit is fully back (a
     /// throttle) or its period ends (a quota). `None` without a limit.
     pub until_reset_us: Option<u64>,
@@ -471,6 +475,7 @@ fn rule_status(
             unit,
         }),
         limit_remaining: shown.map_or(0, |s| s.remaining),
+        limit_units: shown.map_or(0, |s| s.limit),
         until_reset_us: shown.as_ref().map(until_reset),
         stats_key: Some(m.stats_key.clone()),
     }
@@ -517,6 +522,7 @@ fn plan_status(resolved: &ResolvedCheck, shadow: bool, o: &BatchOutcome) -> RlsD
         shadow,
         current_limit,
         limit_remaining: shown.map_or(0, |s| s.remaining),
+        limit_units: shown.map_or(0, |s| s.limit),
         until_reset_us: shown.map(until_reset),
         stats_key: None,
     }
@@ -603,9 +609,8 @@ fn response_headers(
             let Some(s) = shown else {
                 return Vec::new();
             };
-            let limit = s.current_limit.as_ref().map_or(0, |l| l.requests_per_unit);
             let mut h = vec![
-                (RATELIMIT_LIMIT.to_owned(), limit.to_string()),
+                (RATELIMIT_LIMIT.to_owned(), s.limit_units.to_string()),
                 (
                     RATELIMIT_REMAINING.to_owned(),
                     s.limit_remaining.to_string(),

@@ -284,6 +284,18 @@ def ratelimit_headers(args):
     r = rls.call(rls.desc(("tier", "silver")))
     h = {x.key: x.value for x in r.response_headers_to_add}
     expect_eq((h.get("RateLimit-Remaining"), h.get("Retry-After")), ("0", "30"), "over: Retry-After")
+    # A usage plan's throttle (10/s, burst 20): Envoy's current_limit is the rate, while the
+    # header's Limit is the burst, as /v1/check gives it, so Remaining never exceeds it.
+    code, s = rls.one(("api_key", "demo-premiumApikey-0123456789abcdef"),
+                      ("tollgate_api", "demo-API-usage-plan"), ("tollgate_stage", "usage-plan-test"))
+    expect_eq((code, s.current_limit.requests_per_unit, s.limit_remaining), (rls.OK, 10, 19),
+              "the premium throttle")
+    r = rls.call(rls.desc(("api_key", "demo-premiumApikey-0123456789abcdef"),
+                          ("tollgate_api", "demo-API-usage-plan"), ("tollgate_stage", "usage-plan-test")))
+    h = {x.key: x.value for x in r.response_headers_to_add}
+    expect_eq(h.get("RateLimit-Limit"), "20", "the burst")
+    # 18 left, or 19 if a refill interval (100 ms) went by between the two calls.
+    expect(h.get("RateLimit-Remaining") in ("18", "19"), "what is left of the burst", h)
 
 
 def x_ratelimit_headers(args):
