@@ -304,18 +304,12 @@ fn evaluate_limits(
 ) -> Evaluated {
     let now_s = now_us.div_euclid(1_000_000);
     let mut pending: HashMap<&str, StoredValue> = HashMap::new();
-    // The first value read per name, before this batch's own use.
-    let mut found: HashMap<&str, Option<StoredValue>> = HashMap::new();
     let mut statuses = Vec::with_capacity(batch.limits.len());
     let mut writes = Vec::new();
     for limit in &batch.limits {
         let stored = match pending.get(limit.name.as_ref()) {
             Some(v) => Some(v.clone()),
-            None => {
-                let v = read(&limit.name);
-                found.entry(&limit.name).or_insert_with(|| v.clone());
-                v
-            }
+            None => read(&limit.name),
         };
         match &limit.kind {
             LimitKind::Throttle(g) => {
@@ -382,10 +376,9 @@ fn evaluate_limits(
             .limits
             .iter()
             .zip(&statuses)
-            .map(|(l, s)| {
-                let before = found.get(l.name.as_ref()).cloned().flatten();
-                as_is(l, before, now_us, *s)
-            })
+            // Read again rather than kept from above: nothing is written yet, so `read`
+            // still gives the state the batch found, and an admitted check keeps no copies.
+            .map(|(l, s)| as_is(l, read(&l.name), now_us, *s))
             .collect()
     };
     if !admitted || batch.cost == 0 {
