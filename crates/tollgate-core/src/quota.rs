@@ -14,16 +14,17 @@ use crate::check::MAX_COST;
 /// period (AWS UpdateUsage): 2^52.
 ///
 /// Why this bound: the Redis check script works in Lua numbers, doubles that are exact only up
-/// to 2^53. With the limit and a grant each at most 2^52, `used` stays between -2^52 (a full
-/// grant on a zero limit) and 2^52 (nothing is written past the limit), so `used + cost` and
-/// `limit - used` (at most 2^53) stay exact. A larger limit is silently rounded there (and one
-/// near 2^63 reads back as 0), so every store refuses it rather than enforce it wrongly.
+/// to 2^53. A grant sets the limit in force to the period's use plus the remaining asked for
+/// (at most 2^52), and nothing is counted past the limit in force, so `used`, `used + cost`
+/// and `limit - used` stay exact until a period has really consumed 2^52 units. A larger limit
+/// is silently rounded there (and one near 2^63 reads back as 0), so every store refuses it
+/// rather than enforce it wrongly.
 /// AWS's own quota limit is a 32-bit integer; this bound is far above it, so nothing an AWS
 /// client sends is refused.
 pub const MAX_QUOTA: u64 = 1 << 52;
 
-// The reasoning above, checked: a full grant on the largest limit, and a cost on top of the
-// largest use, are still exact in doubles.
+// The reasoning above, checked: the largest limit with the largest grant on top, and a cost
+// on top of the largest limit, are still exact in doubles.
 const _: () = assert!(MAX_QUOTA + MAX_QUOTA <= 1 << 53 && MAX_QUOTA + MAX_COST <= 1 << 53);
 
 /// A quota limit.
