@@ -72,6 +72,15 @@ fn parse_snapshot(
     Ok(out)
 }
 
+/// What a commit or restore script's reply `{ applied (0|1), version }` came to.
+fn commit_of((applied, version): (i64, u64)) -> Commit {
+    if applied == 1 {
+        Commit::Applied(version)
+    } else {
+        Commit::Stale(version)
+    }
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Protocol(format!("cannot encode: {e}")))
 }
@@ -125,13 +134,8 @@ impl CatalogStore for RedisStore {
             };
             inv.arg(op).arg(field).arg(value);
         }
-        let (applied, version): (i64, u64) =
-            self.run(async move |c| inv.invoke_async(c).await).await?;
-        Ok(if applied == 1 {
-            Commit::Applied(version)
-        } else {
-            Commit::Stale(version)
-        })
+        let reply = self.run(async move |c| inv.invoke_async(c).await).await?;
+        Ok(commit_of(reply))
     }
 
     async fn restore(
@@ -157,13 +161,8 @@ impl CatalogStore for RedisStore {
                 .arg(keys::member_field(plan_id, key_id))
                 .arg("1");
         }
-        let (applied, version): (i64, u64) =
-            self.run(async move |c| inv.invoke_async(c).await).await?;
-        Ok(if applied == 1 {
-            Commit::Applied(version)
-        } else {
-            Commit::Stale(version)
-        })
+        let reply = self.run(async move |c| inv.invoke_async(c).await).await?;
+        Ok(commit_of(reply))
     }
 
     async fn subscribe(&self) -> Result<ChangeStream, StoreError> {
