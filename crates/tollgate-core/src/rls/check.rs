@@ -201,6 +201,9 @@ pub struct RlsDescriptorStatus {
     /// IETF `RateLimit-Limit`. Envoy's `requests_per_unit` is a rate, and for a usage plan's
     /// throttle the remaining count can exceed it by the burst.
     pub limit_units: u64,
+    /// Over its limit by a cost no wait lets pass (above a throttle's burst or a quota's
+    /// limit per period): the IETF headers then name no `Retry-After` (see `crate::headers`).
+    pub no_wait_passes: bool,
     /// When over, the time until a hit could pass; else until the limit is fully back (a
     /// throttle) or its period ends (a quota). `None` without a limit.
     pub until_reset_us: Option<u64>,
@@ -449,6 +452,11 @@ pub fn decide(plan: &RlsPlan, outcome: &MultiOutcome) -> RlsDecision {
     }
 }
 
+/// A denial no wait cures: the store reports it with no retry time.
+fn hopeless(s: LimitStatus) -> bool {
+    !s.allowed && s.retry_after_us == 0
+}
+
 fn until_reset(s: &LimitStatus) -> u64 {
     // A denial with no retry time can pass by no wait; its limit still resets then.
     if s.allowed || s.retry_after_us == 0 {
@@ -476,6 +484,7 @@ fn rule_status(
         }),
         limit_remaining: shown.map_or(0, |s| s.remaining),
         limit_units: shown.map_or(0, |s| s.limit),
+        no_wait_passes: over && shown.is_some_and(hopeless),
         until_reset_us: shown.as_ref().map(until_reset),
         stats_key: Some(m.stats_key.clone()),
     }
@@ -523,6 +532,7 @@ fn plan_status(resolved: &ResolvedCheck, shadow: bool, o: &BatchOutcome) -> RlsD
         current_limit,
         limit_remaining: shown.map_or(0, |s| s.remaining),
         limit_units: shown.map_or(0, |s| s.limit),
+        no_wait_passes: over && shown.is_some_and(|s| hopeless(*s)),
         until_reset_us: shown.map(until_reset),
         stats_key: None,
     }
@@ -617,7 +627,7 @@ fn response_headers(
                 ),
                 (RATELIMIT_RESET.to_owned(), reset_s(s).to_string()),
             ];
-            if over_limit {
+            if over_limit && !s.no_wait_passes {
                 h.push((RETRY_AFTER.to_owned(), reset_s(s).max(1).to_string()));
             }
             h
@@ -881,6 +891,35 @@ mod tests {
             ("RateLimit-Limit".to_string(), "5".to_string())
         );
         assert_eq!(d.headers.len(), 3);
+    }
+
+    /// Over the limit, the IETF headers name a Retry-After; over it by a cost no wait lets
+    /// pass (hits_addend above the burst of 5), none, since a retry must fail again.
+    #[test]
+    fn retry_after_only_where_a_wait_helps() {
+        let opts = RlsOptions {
+            headers: RlsHeaders::RateLimit,
+            ..RlsOptions::default()
+        };
+        let retry_after = |d: &RlsDecision| {
+            d.headers
+                .iter()
+                .find(|(n, _)| n == RETRY_AFTER)
+                .map(|(_, v)| v.clone())
+        };
+        let mut mem = Mem::default();
+        let mut heavy = desc(&[("path", "/checkout")]);
+        heavy.hits_addend = Some(5);
+        let p = plan(&registry(), &catalog(), &req(vec![heavy.clone()]), &opts).unwrap();
+        assert!(!mem.run(&p).over_limit, "the burst of 5 at once");
+        let d = mem.run(&p);
+        assert!(d.over_limit && !d.statuses[0].no_wait_passes);
+        assert_eq!(retry_after(&d).as_deref(), Some("1"));
+        heavy.hits_addend = Some(6);
+        let p = plan(&registry(), &catalog(), &req(vec![heavy]), &opts).unwrap();
+        let d = Mem::default().run(&p);
+        assert!(d.over_limit && d.statuses[0].no_wait_passes);
+        assert_eq!(retry_after(&d), None);
     }
 
     /// Plan throttles are shown in Envoy's whole units.
