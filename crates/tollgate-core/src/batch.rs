@@ -74,6 +74,24 @@ pub struct LimitStatus {
     pub used: i64,
 }
 
+impl LimitStatus {
+    /// Denied by a limit no wait can satisfy, which the store reports with no retry time:
+    /// such a refusal names no `Retry-After` (see [`crate::headers`]).
+    pub fn no_wait_passes(&self) -> bool {
+        !self.allowed && self.retry_after_us == 0
+    }
+
+    /// How long until what an answer announces: a denied request's retry time, else (an
+    /// admission, or a denial no wait cures) the time until the limit is whole again.
+    pub fn wait_us(&self) -> u64 {
+        if self.allowed || self.no_wait_passes() {
+            self.reset_after_us
+        } else {
+            self.retry_after_us
+        }
+    }
+}
+
 /// The result for a whole batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOutcome {

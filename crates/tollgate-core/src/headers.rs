@@ -44,14 +44,7 @@ pub fn retry_after_s(denied: &LimitStatus) -> Option<u64> {
 /// every refusal carries the three fields.
 pub fn ratelimit_headers(shown: Option<&LimitStatus>, retry_after_s: Option<u64>) -> Vec<Header> {
     let (limit, remaining, reset_s) = match shown {
-        Some(s) => {
-            let wait = if s.allowed || s.retry_after_us == 0 {
-                s.reset_after_us
-            } else {
-                s.retry_after_us
-            };
-            (s.limit, s.remaining, wait.div_ceil(1_000_000))
-        }
+        Some(s) => (s.limit, s.remaining, s.wait_us().div_ceil(1_000_000)),
         None => (0, 0, 0),
     };
     let mut h = vec![

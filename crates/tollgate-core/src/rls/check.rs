@@ -452,20 +452,6 @@ pub fn decide(plan: &RlsPlan, outcome: &MultiOutcome) -> RlsDecision {
     }
 }
 
-/// A denial no wait cures: the store reports it with no retry time.
-fn hopeless(s: LimitStatus) -> bool {
-    !s.allowed && s.retry_after_us == 0
-}
-
-fn until_reset(s: &LimitStatus) -> u64 {
-    // A denial with no retry time can pass by no wait; its limit still resets then.
-    if s.allowed || s.retry_after_us == 0 {
-        s.reset_after_us
-    } else {
-        s.retry_after_us
-    }
-}
-
 fn rule_status(
     m: &MatchedRule,
     shadow: bool,
@@ -484,8 +470,8 @@ fn rule_status(
         }),
         limit_remaining: shown.map_or(0, |s| s.remaining),
         limit_units: shown.map_or(0, |s| s.limit),
-        no_wait_passes: over && shown.is_some_and(hopeless),
-        until_reset_us: shown.as_ref().map(until_reset),
+        no_wait_passes: over && shown.is_some_and(|s| s.no_wait_passes()),
+        until_reset_us: shown.map(|s| s.wait_us()),
         stats_key: Some(m.stats_key.clone()),
     }
 }
@@ -532,8 +518,8 @@ fn plan_status(resolved: &ResolvedCheck, shadow: bool, o: &BatchOutcome) -> RlsD
         current_limit,
         limit_remaining: shown.map_or(0, |s| s.remaining),
         limit_units: shown.map_or(0, |s| s.limit),
-        no_wait_passes: over && shown.is_some_and(|s| hopeless(*s)),
-        until_reset_us: shown.map(until_reset),
+        no_wait_passes: over && shown.is_some_and(|s| s.no_wait_passes()),
+        until_reset_us: shown.map(|s| s.wait_us()),
         stats_key: None,
     }
 }
