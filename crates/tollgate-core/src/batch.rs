@@ -151,6 +151,26 @@ pub struct BatchEvaluation {
     pub writes: Vec<StateWrite>,
 }
 
+/// The stored value `status` implies for `limit` at `now_us`, the inverse of an
+/// evaluation: a throttle's TAT from its reset time (none when idle), a quota's use and
+/// grant from its use and limit in force. For answering later checks of the same state in
+/// process (the server's deny cache) exactly as the store would.
+pub fn implied_state(limit: &Limit, status: &LimitStatus, now_us: i64) -> Option<StoredValue> {
+    match &limit.kind {
+        LimitKind::Throttle(_) => (status.reset_after_us > 0)
+            .then(|| StoredValue::Tat(now_us.saturating_add(status.reset_after_us as i64))),
+        LimitKind::Quota(q) => {
+            let current = crate::calendar::window(q.period, now_us.div_euclid(1_000_000));
+            let grant = status.limit as i64 - q.effective_limit(&current) as i64;
+            Some(StoredValue::Quota(QuotaState {
+                period_id: current.id,
+                used: status.used,
+                grant,
+            }))
+        }
+    }
+}
+
 /// Evaluates `batch` at `now_us`, reading stored state through `read`.
 pub fn evaluate_batch(
     batch: &LimitBatch,

@@ -16,9 +16,9 @@
 
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
-use tollgate_core::batch::{evaluate_batch, BatchOutcome, LimitBatch, LimitKind, StoredValue};
-use tollgate_core::calendar::window;
-use tollgate_core::quota::QuotaState;
+use tollgate_core::batch::{
+    evaluate_batch, implied_state, BatchOutcome, LimitBatch, LimitKind, StoredValue,
+};
 
 /// Entries kept at most; past this, expired ones are swept, and if that is not enough the
 /// cache starts over (it is only an optimisation).
@@ -144,26 +144,13 @@ fn cached_denial(batch: &LimitBatch, outcome: &BatchOutcome) -> Option<(BatchOut
     Some((denial, Duration::from_micros(wait_us)))
 }
 
-/// The state each limit of `batch` was in after `outcome`, rebuilt from its statuses: a
-/// throttle's TAT from its reset time, a quota's use and grant from its use and limit.
-/// A limit named twice keeps its last status, which is the state after both uses.
+/// The state each limit of `batch` was in after `outcome`, rebuilt from its statuses (see
+/// `implied_state`). A limit named twice keeps its last status, the state after both uses.
 fn states(batch: &LimitBatch, outcome: &BatchOutcome) -> Vec<(String, Option<StoredValue>)> {
     let now_us = outcome.now_us;
     let mut out: Vec<(String, Option<StoredValue>)> = Vec::with_capacity(batch.limits.len());
     for (limit, s) in batch.limits.iter().zip(&outcome.statuses) {
-        let value = match &limit.kind {
-            LimitKind::Throttle(_) => (s.reset_after_us > 0)
-                .then(|| StoredValue::Tat(now_us.saturating_add(s.reset_after_us as i64))),
-            LimitKind::Quota(q) => {
-                let current = window(q.period, now_us.div_euclid(1_000_000));
-                let grant = s.limit as i64 - q.effective_limit(&current) as i64;
-                Some(StoredValue::Quota(QuotaState {
-                    period_id: current.id,
-                    used: s.used,
-                    grant,
-                }))
-            }
-        };
+        let value = implied_state(limit, s, now_us);
         match out.iter_mut().find(|(n, _)| *n == limit.name) {
             Some(slot) => slot.1 = value,
             None => out.push((limit.name.to_string(), value)),
@@ -269,7 +256,7 @@ mod tests {
     use tollgate_core::batch::Limit;
     use tollgate_core::calendar::QuotaPeriod;
     use tollgate_core::gcra::GcraLimit;
-    use tollgate_core::quota::QuotaLimit;
+    use tollgate_core::quota::{QuotaLimit, QuotaState};
 
     fn batch(limits: Vec<Limit>, cost: u64) -> LimitBatch {
         LimitBatch {
