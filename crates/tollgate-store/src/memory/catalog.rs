@@ -6,7 +6,7 @@ use super::MemoryStore;
 use crate::catalog::{CatalogRecords, CatalogStore, Change, ChangeStream, Commit};
 use crate::StoreError;
 use async_trait::async_trait;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 /// The records and the channel that announces their versions.
@@ -24,26 +24,22 @@ impl Default for MemoryCatalog {
     }
 }
 
+impl MemoryCatalog {
+    /// The records, locked. Writers replace them only after building the new value, so a
+    /// poisoned lock still holds a consistent one.
+    fn records(&self) -> MutexGuard<'_, CatalogRecords> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 #[async_trait]
 impl CatalogStore for MemoryStore {
     async fn load_catalog(&self) -> Result<CatalogRecords, StoreError> {
-        // Writers replace the records only after building them, so a poisoned lock still
-        // holds a consistent value.
-        Ok(self
-            .catalog
-            .records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone())
+        Ok(self.catalog.records().clone())
     }
 
     async fn catalog_version(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .catalog
-            .records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .version)
+        Ok(self.catalog.records().version)
     }
 
     async fn commit(
@@ -51,11 +47,7 @@ impl CatalogStore for MemoryStore {
         expected_version: u64,
         changes: &[Change],
     ) -> Result<Commit, StoreError> {
-        let mut records = self
-            .catalog
-            .records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut records = self.catalog.records();
         if records.version != expected_version {
             return Ok(Commit::Stale(records.version));
         }
@@ -77,11 +69,7 @@ impl CatalogStore for MemoryStore {
         expected_version: u64,
         records: &CatalogRecords,
     ) -> Result<Commit, StoreError> {
-        let mut stored = self
-            .catalog
-            .records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut stored = self.catalog.records();
         if stored.version != expected_version {
             return Ok(Commit::Stale(stored.version));
         }
