@@ -6,7 +6,9 @@
 //! with the source, which caches the script there again. Every call is bounded by a timeout so a hung
 //! Redis turns into a prompt, transient [`StoreError`].
 //!
-//! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule.
+//! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule;
+//! in Sentinel mode, the `sentinel` submodule finds the master and follows it across
+//! failovers.
 //!
 //! A check of several batches ([`Store::check_all`]) is also one `EVALSHA` on standalone and
 //! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
@@ -15,6 +17,7 @@
 mod calendar_hint;
 mod catalog;
 mod script_call;
+mod sentinel;
 
 pub use calendar_hint::CalendarHint;
 pub use script_call::{unpack_integers, LuaScript, ScriptCall, StaticScript};
@@ -141,7 +144,7 @@ impl RedisConfig {
 enum Pool {
     Standalone(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
-    Sentinel(deadpool_redis::sentinel::Pool),
+    Sentinel(Arc<sentinel::SentinelMaster>),
 }
 
 /// Limit state in Redis.
@@ -153,7 +156,7 @@ enum Pool {
 /// health-checks connections) only to fill a slot that is empty or whose connection failed.
 pub struct RedisStore {
     pool: Pool,
-    slots: Vec<ArcSwapOption<Conn>>,
+    slots: Vec<ArcSwapOption<Slotted>>,
     next: AtomicUsize,
     timeout: Duration,
     mode: RedisMode,
@@ -222,15 +225,12 @@ impl RedisStore {
                 c.pool = Some(pc);
                 Pool::Cluster(c.create_pool(rt).map_err(|e| bad(&e))?)
             }
-            RedisMode::Sentinel => {
-                let mut c = deadpool_redis::sentinel::Config::from_urls(
-                    config.urls.clone(),
-                    config.sentinel_master.clone(),
-                    deadpool_redis::sentinel::SentinelServerType::Master,
-                );
-                c.pool = Some(pc);
-                Pool::Sentinel(c.create_pool(rt).map_err(|e| bad(&e))?)
-            }
+            RedisMode::Sentinel => Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(
+                config.urls.clone(),
+                config.sentinel_master.clone(),
+                pc,
+                config.timeout,
+            ))),
         };
         Ok(RedisStore {
             pool,
@@ -244,13 +244,35 @@ impl RedisStore {
         })
     }
 
-    /// A new (or pooled and health-checked) connection from deadpool.
-    async fn checkout(&self) -> Result<Conn, StoreError> {
+    /// A new (or pooled and health-checked) connection from deadpool, and the generation
+    /// of the pool it came from.
+    async fn checkout(&self) -> Result<Slotted, StoreError> {
         Ok(match &self.pool {
-            Pool::Standalone(p) => Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
-            Pool::Cluster(p) => Conn::Cluster((*p.get().await.map_err(pool_error)?).clone()),
-            Pool::Sentinel(p) => Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
+            Pool::Standalone(p) => Slotted {
+                conn: Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
+                generation: 0,
+            },
+            Pool::Cluster(p) => Slotted {
+                conn: Conn::Cluster((*p.get().await.map_err(pool_error)?).clone()),
+                generation: 0,
+            },
+            Pool::Sentinel(m) => {
+                let (c, generation) = m.connection().await?;
+                Slotted {
+                    conn: Conn::Multiplexed(c),
+                    generation,
+                }
+            }
         })
+    }
+
+    /// The generation slotted connections must have to be used: a Sentinel failover starts
+    /// a new one; other topologies stay at 0.
+    fn generation(&self) -> u64 {
+        match &self.pool {
+            Pool::Sentinel(m) => m.generation(),
+            _ => 0,
+        }
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -260,13 +282,14 @@ impl RedisStore {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let work = async {
             let mut conn = match slot.load_full() {
-                Some(c) => (*c).clone(),
-                None => {
+                Some(s) if s.generation == self.generation() => s.conn.clone(),
+                _ => {
                     // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
                     // every check's future that big (copied on each call), though it runs
                     // only to fill an empty slot.
-                    let c = Box::pin(self.checkout()).await?;
-                    slot.store(Some(Arc::new(c.clone())));
+                    let s = Box::pin(self.checkout()).await?;
+                    let c = s.conn.clone();
+                    slot.store(Some(Arc::new(s)));
                     c
                 }
             };
@@ -286,6 +309,12 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// A connection kept in a slot, with the generation of the pool it came from.
+struct Slotted {
+    conn: Conn,
+    generation: u64,
 }
 
 /// A multiplexed connection of any topology, so one code path serves all three. Cloning
