@@ -301,6 +301,40 @@ async fn hung_redis_times_out() {
     assert!(started.elapsed() < Duration::from_millis(600));
 }
 
+/// The configured timeout is the bound, also above the redis crate's own default of 500 ms:
+/// a Redis that answers after 800 ms is waited for under a 2 s bound, and one that answers
+/// later than the bound fails as a timeout of that bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_timeout_is_honoured() {
+    let server = RedisServer::start().unwrap();
+    let mut cfg = RedisConfig::new(RedisMode::Standalone, vec![server.url()]);
+    cfg.timeout = Duration::from_millis(2000);
+    let store = RedisStore::new(&cfg).unwrap();
+    store.ping().await.unwrap();
+    let mut admin = raw(&server.url()).await;
+    let pause = |ms: u64| redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("ALL").clone();
+    let _: () = pause(800).query_async(&mut admin).await.unwrap();
+    let started = Instant::now();
+    let outcome = store.check(&plan_batch("p1:k7", 1)).await;
+    assert!(
+        outcome.is_ok(),
+        "failed after {:?}: {}",
+        started.elapsed(),
+        outcome.unwrap_err()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(700));
+
+    let _: () = pause(3000).query_async(&mut admin).await.unwrap();
+    let started = Instant::now();
+    let err = store.check(&plan_batch("p1:k7", 1)).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(err, StoreError::Timeout(2000)),
+        "{err} after {took:?}"
+    );
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+}
+
 /// Control-plane records share one hash tag, so commits, snapshots and notifications work
 /// on a Cluster; so does setting a remaining quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

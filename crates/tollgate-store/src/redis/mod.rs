@@ -175,6 +175,31 @@ impl RedisStore {
     }
 }
 
+/// The pool of connections to one server (standalone, or the master Sentinel names) at
+/// `info`.
+///
+/// The redis crate bounds each connection attempt (1 s) and each answer (500 ms) by default,
+/// under the store's own bound: a `--redis-timeout-ms` above those failed at them instead,
+/// as "unavailable". So connecting is bounded by the configured timeout, and answers only by
+/// the store's own timer in `run`, which also replaces the connection when it fires.
+fn server_pool(
+    info: impl redis::IntoConnectionInfo,
+    size: usize,
+    timeout: Duration,
+) -> Result<deadpool_redis::Pool, StoreError> {
+    let bad = |e: &dyn fmt::Display| StoreError::Config(e.to_string());
+    let connection = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None);
+    let manager =
+        deadpool_redis::Manager::new_with_config(info, connection).map_err(|e| bad(&e))?;
+    deadpool_redis::Pool::builder(manager)
+        .config(pool_config(size, timeout))
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build()
+        .map_err(|e| bad(&e))
+}
+
 fn pool_config(size: usize, timeout: Duration) -> deadpool_redis::PoolConfig {
     let mut pc = deadpool_redis::PoolConfig::new(size.max(1));
     pc.timeouts.wait = Some(timeout);
@@ -201,9 +226,6 @@ impl RedisStore {
         if config.urls.iter().any(|u| u.starts_with("rediss://")) {
             install_tls_provider();
         }
-        let pc = pool_config(config.pool_size, config.timeout);
-        let rt = Some(deadpool_redis::Runtime::Tokio1);
-        let bad = |e: &dyn fmt::Display| StoreError::Config(e.to_string());
         let pool = match config.mode {
             RedisMode::Standalone => {
                 if config.urls.len() != 1 {
@@ -216,19 +238,25 @@ impl RedisStore {
                 // and goes out with the others then, a pipeline the kernel builds. With
                 // TCP_NODELAY, A/B rounds on one Redis (docs/benchmarks.md, 27 November)
                 // gave 7 and 17 % fewer checks/s at the peak, and no better p99 at half.
-                let mut c = deadpool_redis::Config::from_url(config.urls[0].clone());
-                c.pool = Some(pc);
-                Pool::Standalone(c.create_pool(rt).map_err(|e| bad(&e))?)
+                Pool::Standalone(server_pool(
+                    config.urls[0].as_str(),
+                    config.pool_size,
+                    config.timeout,
+                )?)
             }
             RedisMode::Cluster => {
+                // The cluster client has no answer timeout of its own, so the store's applies.
                 let mut c = deadpool_redis::cluster::Config::from_urls(config.urls.clone());
-                c.pool = Some(pc);
-                Pool::Cluster(c.create_pool(rt).map_err(|e| bad(&e))?)
+                c.pool = Some(pool_config(config.pool_size, config.timeout));
+                Pool::Cluster(
+                    c.create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                        .map_err(|e| StoreError::Config(e.to_string()))?,
+                )
             }
             RedisMode::Sentinel => Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(
                 config.urls.clone(),
                 config.sentinel_master.clone(),
-                pc,
+                config.pool_size,
                 config.timeout,
             ))),
         };

@@ -39,7 +39,7 @@ pub(super) struct MasterPool {
 pub(super) struct SentinelMaster {
     sentinels: Vec<String>,
     name: String,
-    pool_config: deadpool_redis::PoolConfig,
+    pool_size: usize,
     timeout: Duration,
     current: ArcSwapOption<MasterPool>,
     generation: AtomicU64,
@@ -52,13 +52,13 @@ impl SentinelMaster {
     pub(super) fn new(
         sentinels: Vec<String>,
         name: String,
-        pool_config: deadpool_redis::PoolConfig,
+        pool_size: usize,
         timeout: Duration,
     ) -> Self {
         SentinelMaster {
             sentinels,
             name,
-            pool_config,
+            pool_size,
             timeout,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
@@ -98,15 +98,11 @@ impl SentinelMaster {
             }
             warn!(from = %p.addr, to = %addr, master = %self.name, "the sentinels name a new master; moving every connection to it");
         }
-        let mut config =
-            deadpool_redis::Config::from_connection_info(deadpool_redis::ConnectionInfo {
-                addr: deadpool_redis::ConnectionAddr::Tcp(host, port),
-                redis: Default::default(),
-            });
-        config.pool = Some(self.pool_config);
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let pool = super::server_pool(
+            redis::ConnectionAddr::Tcp(host, port),
+            self.pool_size,
+            self.timeout,
+        )?;
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         let next = Arc::new(MasterPool {
             addr,
@@ -130,7 +126,11 @@ impl SentinelMaster {
                     Some(c) => c,
                     None => conn.insert(
                         redis::Client::open(url.as_str())?
-                            .get_multiplexed_async_connection()
+                            .get_multiplexed_async_connection_with_config(
+                                &redis::AsyncConnectionConfig::new()
+                                    .set_connection_timeout(Some(self.timeout))
+                                    .set_response_timeout(None),
+                            )
                             .await?,
                     ),
                 };
