@@ -33,9 +33,14 @@ impl From<::redis::RedisError> for StoreError {
             || e.is_connection_refusal()
             || e.is_timeout()
             || e.is_cluster_error()
+            // The cluster client answers this while it has no connection to the node of a
+            // slot (nodes restarting, a topology being rebuilt), and a replica answers
+            // READONLY to a write during a failover: both pass.
             || matches!(
                 e.kind(),
-                ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+                ::redis::ErrorKind::ClusterConnectionNotFound
+                    | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ReadOnly)
+                    | ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
                     | ::redis::ErrorKind::Server(::redis::ServerErrorKind::TryAgain)
                     | ::redis::ErrorKind::Server(::redis::ServerErrorKind::ClusterDown)
                     | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
@@ -45,5 +50,34 @@ impl From<::redis::RedisError> for StoreError {
         } else {
             StoreError::Protocol(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::redis::{ErrorKind, RedisError};
+
+    /// What a Redis Cluster or Sentinel set-up answers while it recovers is transient (and
+    /// counted as `unavailable`), not a protocol error that would page someone about a bug.
+    #[test]
+    fn topology_changes_are_transient() {
+        let no_node =
+            RedisError::from((ErrorKind::ClusterConnectionNotFound, "No connections found"));
+        let replica = RedisError::from((
+            ErrorKind::Server(::redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        for e in [no_node, replica] {
+            let shown = e.to_string();
+            let e = StoreError::from(e);
+            assert!(matches!(e, StoreError::Unavailable(_)), "{shown}: {e:?}");
+            assert!(e.is_transient());
+        }
+        let bad = StoreError::from(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "not a number",
+        )));
+        assert!(!bad.is_transient());
     }
 }
