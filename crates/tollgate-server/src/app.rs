@@ -124,6 +124,7 @@ pub async fn serve(
 
     // One shutdown signal fanned out to both servers.
     let (tx, rx) = watch::channel(false);
+    let rx_stop = rx.clone();
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -147,11 +148,28 @@ pub async fn serve(
         http::router(limiter).merge(admin),
         wait(rx),
     ));
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let mut stopping = rx_stop;
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
     });
-    let (g, h) = tokio::join!(grpc_task, http_task);
+    let servers = async { tokio::join!(grpc_task, http_task) };
+    tokio::pin!(servers);
+    // Both servers drain their connections once told to stop, and a connection ends only
+    // when its client finishes a request or goes away: one that never does (an idle HTTP/2
+    // connection, headers half sent) would hold the process until SIGKILL. So the drain
+    // gets `grace`, then the servers are dropped with whatever is still open.
+    let (g, h) = tokio::select! {
+        done = &mut servers => done,
+        _ = async {
+            let _ = stopping.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            warn!(grace_ms = settings.shutdown_grace_ms, "connections still open after the shutdown grace period; stopping without them");
+            return Ok(());
+        }
+    };
     g.context("gRPC server task")??;
     h.context("HTTP server task")??;
     info!("stopped");

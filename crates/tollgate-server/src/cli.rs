@@ -128,6 +128,11 @@ pub struct ServeSettings {
     /// Bound on one Redis call, in milliseconds; past it the failure mode applies.
     #[arg(long, env = "TOLLGATE_REDIS_TIMEOUT_MS", default_value_t = 250, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub redis_timeout_ms: u64,
+    /// After SIGTERM or SIGINT, how long calls in flight may take to finish, in
+    /// milliseconds. Connections still open then, such as a client that never finishes its
+    /// request, are dropped and the process exits.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_GRACE_MS", default_value_t = 10_000, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub shutdown_grace_ms: u64,
     /// Address of the gRPC server.
     #[arg(
         long,
