@@ -80,8 +80,11 @@ impl Limiter {
     }
 
     /// Replaces the Envoy rate-limit domains; requests already running finish on the old ones.
+    /// Cached denials are dropped, as for a catalog change: a raised limit may lift them, and
+    /// a denial's identity names the descriptor, not its limit.
     pub fn set_rls_registry(&self, registry: RlsRegistry) {
         self.rls.store(Arc::new(registry));
+        self.denials.clear();
     }
 
     /// The catalog checks are resolved against now.

@@ -185,6 +185,12 @@ fn rls_hot_reload() {
     rls("hot_reload", &["--rls-reload-interval-ms", "100"]);
 }
 
+/// A reload that raises a limit lifts the denials this instance cached under the old one.
+#[test]
+fn rls_reload_lifts_denials() {
+    rls("reload_lifts_denials", &["--rls-reload-interval-ms", "100"]);
+}
+
 /// A broken config directory at start stops tollgate with a message naming the file.
 #[test]
 fn rls_broken_config_at_start() {

@@ -363,8 +363,27 @@ def hot_reload(args):
     no_limit(rls, *rls.one(("k", "v"), domain="extra"), "the removed domain is gone")
 
 
+def reload_lifts_denials(args):
+    """A reload that raises a limit applies to a descriptor already over the old one: the
+    count in the store is below the new limit, so the next hit passes."""
+    rls = Rls(args)
+    cfg = os.path.join(args.config_dir, "conformance.yaml")
+    sequence(rls, [("daily", "reload")], 3, rls.Unit.DAY, "daily before the reload")
+    with open(cfg, encoding="utf-8") as f:
+        original = f.read()
+    raised = original.replace("rate_limit: {unit: day, requests_per_unit: 3}",
+                              "rate_limit: {unit: day, requests_per_unit: 5}")
+    expect(raised != original, "the fixture has the daily rule to raise")
+    write_atomically(cfg, raised)
+    eventually(lambda: rls.one(("daily", "other"))[1].current_limit.requests_per_unit == 5,
+               "the raised limit applies")
+    code, s = rls.one(("daily", "reload"))
+    expect_eq((code, s.code), (rls.OK, rls.OK), "hit 4 of 5 after the reload")
+    expect_eq(s.limit_remaining, 1, "one left of the raised limit")
+
+
 if __name__ == "__main__":
     run({f.__name__: f for f in [
         nested_and_depth, wildcards, unlimited, replaces, shadow_mode, global_shadow_mode,
         hits_addend, limit_override, unknown_domain, all_or_nothing, malformed, api_key,
-        ratelimit_headers, x_ratelimit_headers, hot_reload]})
+        ratelimit_headers, x_ratelimit_headers, hot_reload, reload_lifts_denials]})
