@@ -15,6 +15,7 @@
 //! state (in process, no store call), so it answers exactly as the store would have.
 
 use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tollgate_core::batch::{
     evaluate_batch, implied_state, BatchOutcome, LimitBatch, LimitKind, StoredValue,
@@ -38,6 +39,8 @@ struct Denial {
     /// When a caller was let through to the store after `until`, to learn whether the
     /// denial still holds.
     probing_since: Option<Instant>,
+    /// The [`DenyCache::epoch`] the store was asked in; an entry of an older one is ignored.
+    epoch: u64,
 }
 
 impl Denial {
@@ -89,9 +92,15 @@ pub enum Lookup {
 /// 50 callers × 10 expiries/s for a key throttled to 10/s). Holding the others back costs
 /// nothing for a throttle, where an expiry frees one unit and the probe takes it; after a
 /// quota period ends, the others wait one store round trip longer than they had to.
+///
+/// A [`DenyCache::clear`] starts a new epoch. A store answer is kept only if no clear came
+/// between the moment its check read the catalog and the moment it is recorded: a call in
+/// flight across a plan change or an operator's UpdateUsage may carry the refusal of the old
+/// limits, and kept, it would refuse until the period ends (a month, for a monthly quota).
 #[derive(Default)]
 pub struct DenyCache {
     entries: DashMap<String, Denial>,
+    epoch: AtomicU64,
 }
 
 /// The identity of a batch: its hash tag and limit names.
@@ -171,16 +180,24 @@ impl DenyCache {
         Self::default()
     }
 
+    /// The current epoch: read it before resolving a check against the catalog, and hand it
+    /// to [`DenyCache::record`] with the store's answer.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     /// Whether `batch` is known to be denied now, and if so the answer for its own cost.
     pub fn lookup(&self, batch: &LimitBatch) -> Lookup {
         let id = identity(batch);
         let now = Instant::now();
+        let epoch = self.epoch();
         let probe_running = |d: &Denial| {
             d.probing_since
                 .is_some_and(|t| now.duration_since(t) < PROBE_TIMEOUT)
         };
         match self.entries.get(&id) {
             None => return Lookup::AskStore(id),
+            Some(d) if d.epoch != epoch => return Lookup::AskStore(id),
             Some(d) if d.until > now || probe_running(&d) => {
                 return Lookup::Denied(d.answer(batch, now))
             }
@@ -189,7 +206,7 @@ impl DenyCache {
         // Expired and nobody probing: claim the probe (re-checked under the write lock, since
         // another caller may have claimed it in between).
         if let Some(mut d) = self.entries.get_mut(&id) {
-            if d.until > now || probe_running(&d) {
+            if d.epoch == epoch && (d.until > now || probe_running(&d)) {
                 return Lookup::Denied(d.answer(batch, now));
             }
             d.probing_since = Some(now);
@@ -197,9 +214,13 @@ impl DenyCache {
         Lookup::AskStore(id)
     }
 
-    /// Records the store's answer for the batch `id` (from [`DenyCache::lookup`]): keeps it
-    /// if it denies every request of `batch` for a while, else forgets any old denial.
-    pub fn record(&self, id: String, batch: &LimitBatch, outcome: &BatchOutcome) {
+    /// Records the store's answer for the batch `id` (from [`DenyCache::lookup`]), asked in
+    /// `epoch` (from [`DenyCache::epoch`]): keeps it if it denies every request of `batch`
+    /// for a while, else forgets any old denial. An answer from before a clear is dropped.
+    pub fn record(&self, id: String, epoch: u64, batch: &LimitBatch, outcome: &BatchOutcome) {
+        if epoch != self.epoch() {
+            return;
+        }
         let Some((denial, span)) = cached_denial(batch, outcome) else {
             // Only touch the map (a write lock) when there is a denial to end.
             if self.entries.contains_key(&id) {
@@ -209,7 +230,8 @@ impl DenyCache {
         };
         if self.entries.len() >= MAX_ENTRIES {
             let now = Instant::now();
-            self.entries.retain(|_, d| d.until > now);
+            self.entries
+                .retain(|_, d| d.until > now && d.epoch == epoch);
             if self.entries.len() >= MAX_ENTRIES {
                 self.entries.clear();
             }
@@ -223,6 +245,7 @@ impl DenyCache {
                 cached_at: now,
                 until: now + span,
                 probing_since: None,
+                epoch,
             },
         );
     }
@@ -234,8 +257,10 @@ impl DenyCache {
         }
     }
 
-    /// Forgets every denial (the plans, keys or quotas changed).
+    /// Forgets every denial (the plans, keys or quotas changed), including those of store
+    /// calls still in flight.
     pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 
@@ -300,6 +325,7 @@ mod tests {
         let big = batch(vec![q.clone()], 3);
         cache.record(
             identity(&big),
+            cache.epoch(),
             &big,
             &evaluate_batch(&big, now, used(4)).outcome,
         );
@@ -309,7 +335,7 @@ mod tests {
         );
         let one = batch(vec![q], 1);
         let o = evaluate_batch(&one, now, used(5)).outcome;
-        cache.record(identity(&one), &one, &o);
+        cache.record(identity(&one), cache.epoch(), &one, &o);
         let Lookup::Denied(hit) = cache.lookup(&one) else {
             panic!("not cached")
         };
@@ -317,6 +343,49 @@ mod tests {
         assert!(hit.statuses[0].retry_after_us <= o.statuses[0].retry_after_us);
         cache.clear();
         assert!(!is_denied(cache.lookup(&one)));
+    }
+
+    /// A store answer asked for before a clear is not kept after it: the call may have been
+    /// resolved against the plan or quota the clear was for, and its refusal would then hold
+    /// until the period ends.
+    #[test]
+    fn answer_from_before_a_clear_is_dropped() {
+        let q = Limit {
+            name: "q".into(),
+            kind: LimitKind::Quota(QuotaLimit {
+                limit: 5,
+                period: QuotaPeriod::Day,
+                offset: 0,
+                anchor_s: 0,
+            }),
+        };
+        let b = batch(vec![q], 1);
+        let now = 1_800_000_000_000_000;
+        let period = tollgate_core::calendar::window(QuotaPeriod::Day, now / 1_000_000).id;
+        let spent = evaluate_batch(&b, now, |_| {
+            Some(StoredValue::Quota(QuotaState {
+                period_id: period.clone(),
+                used: 5,
+                grant: 0,
+            }))
+        })
+        .outcome;
+        assert!(!spent.admitted);
+        let cache = DenyCache::new();
+        let asked_in = cache.epoch();
+        let Lookup::AskStore(id) = cache.lookup(&b) else {
+            panic!("nothing cached yet")
+        };
+        // The operator raises the quota while the store call is in flight.
+        cache.clear();
+        cache.record(id, asked_in, &b, &spent);
+        assert!(
+            !is_denied(cache.lookup(&b)),
+            "the refusal of the old quota is not cached"
+        );
+        // Answers asked for after the clear are cached as before.
+        cache.record(identity(&b), cache.epoch(), &b, &spent);
+        assert!(is_denied(cache.lookup(&b)));
     }
 
     /// A throttle denial lasts until one unit is free again; then one caller probes the
@@ -333,7 +402,7 @@ mod tests {
         assert!(!o.admitted);
         assert_eq!(denial_span(&b, &o), Some(Duration::from_micros(1_000)));
         let cache = DenyCache::new();
-        cache.record(identity(&b), &b, &o);
+        cache.record(identity(&b), cache.epoch(), &b, &o);
         assert!(is_denied(cache.lookup(&b)));
         std::thread::sleep(Duration::from_millis(2));
         let Lookup::AskStore(id) = cache.lookup(&b) else {
@@ -344,7 +413,7 @@ mod tests {
             "one probe at a time; the others wait for it"
         );
         let admitted = evaluate_batch(&b, now + 10_000, |_| None).outcome;
-        cache.record(id, &b, &admitted);
+        cache.record(id, cache.epoch(), &b, &admitted);
         assert!(cache.is_empty(), "an admitted probe ends the denial");
         assert!(!is_denied(cache.lookup(&b)));
     }
@@ -360,7 +429,7 @@ mod tests {
         let now = 1_800_000_000_000_000;
         let o = evaluate_batch(&b, now, |_| Some(StoredValue::Tat(now + 1_000))).outcome;
         let cache = DenyCache::new();
-        cache.record(identity(&b), &b, &o);
+        cache.record(identity(&b), cache.epoch(), &b, &o);
         std::thread::sleep(Duration::from_millis(2));
         let Lookup::AskStore(id) = cache.lookup(&b) else {
             panic!("expired")
@@ -382,7 +451,7 @@ mod tests {
         let o = evaluate_batch(&b, now, |_| Some(StoredValue::Tat(now + 1_000))).outcome;
         assert!(o.admitted && o.statuses[0].remaining == 0);
         let cache = DenyCache::new();
-        cache.record(identity(&b), &b, &o);
+        cache.record(identity(&b), cache.epoch(), &b, &o);
         let Lookup::Denied(d) = cache.lookup(&b) else {
             panic!("the next call is known to be refused")
         };
@@ -408,7 +477,7 @@ mod tests {
         let one = batch(vec![t.clone()], 1);
         let o = evaluate_batch(&one, now, drained).outcome;
         let cache = DenyCache::new();
-        cache.record(identity(&one), &one, &o);
+        cache.record(identity(&one), cache.epoch(), &one, &o);
         let three = batch(vec![t.clone()], 3);
         let Lookup::Denied(hit) = cache.lookup(&three) else {
             panic!("a cost-3 call is denied while a cost-1 call is")

@@ -134,6 +134,9 @@ impl Limiter {
 
     /// Decides one check, consuming its cost if admitted.
     pub async fn check(&self, req: &CheckRequest) -> Decision {
+        // Before the catalog is read, so that a denial of a catalog replaced meanwhile is
+        // not cached (see `DenyCache`).
+        let epoch = self.denials.epoch();
         let resolved = {
             let catalog = self.catalog.load();
             match catalog.resolve(req, Some(self.usage_retention_days)) {
@@ -143,6 +146,7 @@ impl Limiter {
         };
         let asked = self
             .through_denials(
+                epoch,
                 Some(&resolved.batch),
                 self.store.check(&resolved.batch),
                 |o| Some(o),
@@ -172,6 +176,7 @@ impl Limiter {
     /// through the catalog), checks every limit all-or-nothing in one store call, and
     /// answers one status per descriptor.
     pub async fn check_rls(&self, req: &RlsRequest) -> Result<RlsDecision, RlsCheckError> {
+        let epoch = self.denials.epoch();
         let plan = {
             let registry = self.rls.load();
             let catalog = self.catalog.load();
@@ -193,7 +198,7 @@ impl Limiter {
             _ => None,
         };
         let asked = self
-            .through_denials(cacheable, self.store.check_all(&plan.parts), |o| {
+            .through_denials(epoch, cacheable, self.store.check_all(&plan.parts), |o| {
                 o.parts.first()
             })
             .await;
@@ -230,12 +235,14 @@ enum Answer<T> {
 }
 
 impl Limiter {
-    /// Runs `ask` (a store call) unless the deny cache knows `batch` is refused; with
+    /// Runs `ask` (a store call) unless the deny cache knows `batch` is refused, recording
+    /// the answer under `epoch` (read before the check was resolved); with
     /// `batch` `None` the call always runs and nothing is cached. A store answer is recorded
     /// for `batch` (its outcome picked by `outcome_of`), a failure ends the probe, so every
     /// adapter's checks share one deny-cache protocol.
     async fn through_denials<T>(
         &self,
+        epoch: u64,
         batch: Option<&LimitBatch>,
         ask: impl Future<Output = Result<T, StoreError>>,
         outcome_of: impl FnOnce(&T) -> Option<&BatchOutcome>,
@@ -253,7 +260,7 @@ impl Limiter {
         let answer = ask.await;
         if let Some((id, b)) = probe {
             match answer.as_ref().ok().and_then(outcome_of) {
-                Some(outcome) => self.denials.record(id, b, outcome),
+                Some(outcome) => self.denials.record(id, epoch, b, outcome),
                 None => self.denials.end_probe(&id),
             }
         }
