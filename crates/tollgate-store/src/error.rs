@@ -46,10 +46,22 @@ impl From<::redis::RedisError> for StoreError {
                     | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
             )
         {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(with_hint(e.to_string()))
         } else {
             StoreError::Protocol(e.to_string())
         }
+    }
+}
+
+/// rustls names a server certificate from an unknown CA only as `UnknownIssuer`; the usual
+/// cause is a private CA that tollgate was not given, so the message says how to give it.
+fn with_hint(message: String) -> String {
+    if message.contains("UnknownIssuer") {
+        format!(
+            "{message} (the server's certificate is not signed by a CA tollgate trusts; give a private CA's PEM file with --redis-tls-ca-file)"
+        )
+    } else {
+        message
     }
 }
 

@@ -24,5 +24,5 @@ pub mod store;
 pub use catalog::CatalogStore;
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use redis::{RedisConfig, RedisMode, RedisStore};
+pub use redis::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles};
 pub use store::{QuotaUpdate, Store};

@@ -1,12 +1,13 @@
-//! `rediss://` (TLS) with AUTH against a real redis-server listening on a TLS port, with a
-//! certificate made for the test by the `openssl` command line.
+//! `rediss://` (TLS) with AUTH against a real redis-server listening on a TLS port, with
+//! certificates made for the test by the `openssl` command line: self-signed, or signed by a
+//! private CA, with and without a client certificate.
 
 use std::path::Path;
 use std::process::Command;
 use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
-use tollgate_store::{RedisConfig, RedisMode, RedisStore, Store};
+use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
 use tollgate_testkit::RedisServer;
 
 fn self_signed(dir: &Path) {
@@ -100,4 +101,279 @@ async fn rediss_with_auth() {
     let wrong = RedisStore::new(&RedisConfig::new(RedisMode::Standalone, vec![wrong])).unwrap();
     assert!(wrong.ping().await.is_err(), "a wrong password is refused");
     drop(server);
+}
+
+/// Runs `openssl` with `args` in `dir`, failing the test with its stderr if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for this test (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA in `dir` (`ca.pem`, `ca.key`), a server certificate it signs for 127.0.0.1
+/// (`server.pem`, `server.key`), and a client certificate it signs (`client.pem`,
+/// `client.key`); plus `other-ca.pem`, a CA that signed none of them.
+fn private_pki(dir: &Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                &format!("/CN=tollgate test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (leaf, cn) in [("server", "127.0.0.1"), ("client", "tollgate")] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &format!("{leaf}.key"),
+                "-out",
+                &format!("{leaf}.csr"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{leaf}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &format!("{leaf}.ext"),
+                "-out",
+                &format!("{leaf}.pem"),
+            ],
+        );
+    }
+}
+
+/// A redis-server with the private CA's server certificate on a TLS port (the plain port is
+/// the harness's), asking clients for a certificate when `auth_clients`; and that port.
+fn private_tls_server(dir: &Path, auth_clients: bool) -> (RedisServer, u16) {
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let server = RedisServer::start_with_args(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        &path("server.pem"),
+        "--tls-key-file",
+        &path("server.key"),
+        "--tls-ca-cert-file",
+        &path("ca.pem"),
+        "--tls-auth-clients",
+        if auth_clients { "yes" } else { "no" },
+        "--requirepass",
+        "tls-s3cret",
+    ])
+    .unwrap();
+    (server, tls_port)
+}
+
+fn tls_store(url: String, tls: RedisTlsFiles) -> Result<RedisStore, StoreError> {
+    let mut cfg = RedisConfig::new(RedisMode::Standalone, vec![url]);
+    cfg.tls = tls;
+    RedisStore::new(&cfg)
+}
+
+/// With the private CA's file, a server whose certificate it signed is reached and verified,
+/// host name included; without it, or with another CA, the handshake is refused with an
+/// error that names the certificate.
+#[tokio::test]
+async fn private_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let (_server, port) = private_tls_server(dir.path(), false);
+    let url = format!("rediss://:tls-s3cret@127.0.0.1:{port}/");
+    let ca = RedisTlsFiles {
+        ca_file: Some(dir.path().join("ca.pem")),
+        ..Default::default()
+    };
+
+    let store = tls_store(url.clone(), ca.clone()).unwrap();
+    assert!(store.check(&quota_batch()).await.unwrap().admitted);
+    assert!(store.check(&quota_batch()).await.unwrap().admitted);
+    assert!(
+        !store.check(&quota_batch()).await.unwrap().admitted,
+        "state is kept over TLS"
+    );
+
+    let public_roots = tls_store(url.clone(), RedisTlsFiles::default()).unwrap();
+    let e = public_roots.ping().await.unwrap_err().to_string();
+    assert!(
+        e.contains("UnknownIssuer") && e.contains("--redis-tls-ca-file"),
+        "without the CA file the server is not trusted, and the error says what to do: {e}"
+    );
+    let other = RedisTlsFiles {
+        ca_file: Some(dir.path().join("other-ca.pem")),
+        ..Default::default()
+    };
+    let e = tls_store(url, other)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("UnknownIssuer"),
+        "another CA is not trusted: {e}"
+    );
+
+    // The certificate names 127.0.0.1 only: a CA file does not turn host names off.
+    let by_name = format!("rediss://:tls-s3cret@localhost:{port}/");
+    let e = tls_store(by_name, ca)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not valid for name \"localhost\""),
+        "host names are verified: {e}"
+    );
+}
+
+/// A server with `tls-auth-clients yes` refuses a client without a certificate, and takes
+/// the one the private CA signed.
+#[tokio::test]
+async fn client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let (_server, port) = private_tls_server(dir.path(), true);
+    let url = format!("rediss://:tls-s3cret@127.0.0.1:{port}/");
+    let ca_only = RedisTlsFiles {
+        ca_file: Some(dir.path().join("ca.pem")),
+        ..Default::default()
+    };
+    let anonymous = tls_store(url.clone(), ca_only.clone()).unwrap();
+    let e = anonymous.ping().await.unwrap_err().to_string();
+    assert!(
+        e.contains("CertificateRequired"),
+        "a client without a certificate is refused: {e}"
+    );
+
+    let mutual = RedisTlsFiles {
+        cert_file: Some(dir.path().join("client.pem")),
+        key_file: Some(dir.path().join("client.key")),
+        ..ca_only
+    };
+    let store = tls_store(url, mutual).unwrap();
+    store.ping().await.unwrap();
+    assert!(store.check(&quota_batch()).await.unwrap().admitted);
+}
+
+/// Bad TLS files stop the store from being built, with a message naming the file and the
+/// fault: unreadable, not PEM, a key that is not the certificate's, or TLS files with a
+/// redis:// URL.
+#[test]
+fn bad_tls_files_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let url = "rediss://127.0.0.1:1/".to_string();
+    let p = |f: &str| Some(dir.path().join(f));
+    let refused = |url: &str, tls: RedisTlsFiles| match tls_store(url.to_string(), tls) {
+        Ok(_) => panic!("built a store with bad TLS files"),
+        Err(e) => e.to_string(),
+    };
+
+    let e = refused(
+        &url,
+        RedisTlsFiles {
+            ca_file: p("missing.pem"),
+            ..Default::default()
+        },
+    );
+    assert!(
+        e.contains("cannot read the Redis TLS CA file") && e.contains("missing.pem"),
+        "{e}"
+    );
+
+    // A key where a certificate belongs: PEM, but no certificate in it.
+    let e = refused(
+        &url,
+        RedisTlsFiles {
+            ca_file: p("ca.key"),
+            ..Default::default()
+        },
+    );
+    assert!(e.contains("holds no PEM certificate"), "{e}");
+
+    let e = refused(
+        &url,
+        RedisTlsFiles {
+            cert_file: p("client.pem"),
+            key_file: p("client.csr"),
+            ..Default::default()
+        },
+    );
+    assert!(e.contains("holds no PEM private key"), "{e}");
+
+    let e = refused(
+        &url,
+        RedisTlsFiles {
+            cert_file: p("client.pem"),
+            key_file: p("server.key"),
+            ..Default::default()
+        },
+    );
+    assert!(e.contains("is not the key of the certificate"), "{e}");
+
+    let e = refused(
+        "redis://127.0.0.1:1/",
+        RedisTlsFiles {
+            ca_file: p("ca.pem"),
+            ..Default::default()
+        },
+    );
+    assert!(e.contains("not a rediss:// (TLS) URL"), "{e}");
+
+    // The good files are accepted.
+    tls_store(
+        url,
+        RedisTlsFiles {
+            ca_file: p("ca.pem"),
+            cert_file: p("client.pem"),
+            key_file: p("client.key"),
+        },
+    )
+    .unwrap();
 }

@@ -8,7 +8,8 @@
 //!
 //! Control-plane records (the [`crate::CatalogStore`] side) are in the `catalog` submodule;
 //! in Sentinel mode, the `sentinel` submodule finds the master and follows it across
-//! failovers.
+//! failovers. The `tls` submodule reads a private CA and a client certificate for
+//! `rediss://`, and `cluster_pool` pools Cluster connections whose client carries them.
 //!
 //! A check of several batches ([`Store::check_all`]) is also one `EVALSHA` on standalone and
 //! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
@@ -16,11 +17,14 @@
 
 mod calendar_hint;
 mod catalog;
+mod cluster_pool;
 mod script_call;
 mod sentinel;
+mod tls;
 
 pub use calendar_hint::CalendarHint;
 pub use script_call::{unpack_integers, LuaScript, ScriptCall, StaticScript};
+pub use tls::RedisTlsFiles;
 
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
@@ -100,6 +104,8 @@ pub struct RedisConfig {
     pub urls: Vec<String>,
     /// Master name to ask the sentinels for.
     pub sentinel_master: String,
+    /// A private CA and a client certificate for `rediss://` URLs, in every topology.
+    pub tls: RedisTlsFiles,
     /// Connections in the pool; each is multiplexed, so a few carry many concurrent calls.
     pub pool_size: usize,
     /// Bound on one call, connecting included.
@@ -114,6 +120,7 @@ impl fmt::Debug for RedisConfig {
             .field("mode", &self.mode)
             .field("urls", &hosts)
             .field("sentinel_master", &self.sentinel_master)
+            .field("tls", &self.tls)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
             .finish()
@@ -135,6 +142,7 @@ impl RedisConfig {
             mode,
             urls,
             sentinel_master: "mymaster".to_string(),
+            tls: RedisTlsFiles::default(),
             pool_size: 8,
             timeout: Duration::from_millis(250),
         }
@@ -143,7 +151,7 @@ impl RedisConfig {
 
 enum Pool {
     Standalone(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
+    Cluster(cluster_pool::ClusterPool),
     Sentinel(Arc<sentinel::SentinelMaster>),
 }
 
@@ -200,6 +208,22 @@ fn server_pool(
         .map_err(|e| bad(&e))
 }
 
+/// `info` with the CA and client certificate of `certs`, when it is a TLS address and there
+/// are any. The redis crate takes them only through a client it builds.
+fn with_certs(
+    info: redis::ConnectionInfo,
+    certs: Option<&redis::TlsCertificates>,
+) -> Result<redis::ConnectionInfo, StoreError> {
+    match certs {
+        Some(certs) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
+            let client = redis::Client::build_with_tls(info, certs.clone())
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+            Ok(client.get_connection_info().clone())
+        }
+        _ => Ok(info),
+    }
+}
+
 fn pool_config(size: usize, timeout: Duration) -> deadpool_redis::PoolConfig {
     let mut pc = deadpool_redis::PoolConfig::new(size.max(1));
     pc.timeouts.wait = Some(timeout);
@@ -226,6 +250,15 @@ impl RedisStore {
         if config.urls.iter().any(|u| u.starts_with("rediss://")) {
             install_tls_provider();
         }
+        let certs = config.tls.load()?;
+        if certs.is_some() {
+            if let Some(plain) = config.urls.iter().find(|u| !u.starts_with("rediss://")) {
+                return Err(StoreError::Config(format!(
+                    "Redis TLS files are given, but `{}` is not a rediss:// (TLS) URL",
+                    redact_url(plain)
+                )));
+            }
+        }
         let pool = match config.mode {
             RedisMode::Standalone => {
                 if config.urls.len() != 1 {
@@ -238,27 +271,34 @@ impl RedisStore {
                 // and goes out with the others then, a pipeline the kernel builds. With
                 // TCP_NODELAY, A/B rounds on one Redis (docs/benchmarks.md, 27 November)
                 // gave 7 and 17 % fewer checks/s at the peak, and no better p99 at half.
+                let info = redis::IntoConnectionInfo::into_connection_info(config.urls[0].as_str())
+                    .map_err(|e| StoreError::Config(e.to_string()))?;
                 Pool::Standalone(server_pool(
-                    config.urls[0].as_str(),
+                    with_certs(info, certs.as_ref())?,
                     config.pool_size,
                     config.timeout,
                 )?)
             }
             RedisMode::Cluster => {
                 // The cluster client has no answer timeout of its own, so the store's applies.
-                let mut c = deadpool_redis::cluster::Config::from_urls(config.urls.clone());
-                c.pool = Some(pool_config(config.pool_size, config.timeout));
+                let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone());
+                if let Some(certs) = certs {
+                    builder = builder.certs(certs);
+                }
+                let client = builder
+                    .build()
+                    .map_err(|e| StoreError::Config(e.to_string()))?;
                 Pool::Cluster(
-                    c.create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                    cluster_pool::ClusterPool::builder(cluster_pool::ClusterManager::new(client))
+                        .config(pool_config(config.pool_size, config.timeout))
+                        .runtime(deadpool_redis::Runtime::Tokio1)
+                        .build()
                         .map_err(|e| StoreError::Config(e.to_string()))?,
                 )
             }
-            RedisMode::Sentinel => Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(
-                config.urls.clone(),
-                config.sentinel_master.clone(),
-                config.pool_size,
-                config.timeout,
-            ))),
+            RedisMode::Sentinel => {
+                Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(config, certs)?))
+            }
         };
         Ok(RedisStore {
             pool,

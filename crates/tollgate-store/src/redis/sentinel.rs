@@ -11,12 +11,14 @@
 //! bumps a generation that makes every connection of an older pool be dropped on its next
 //! use.
 //!
-//! Connections to the master are made as deadpool-redis's sentinel pool made them: plain TCP,
-//! no AUTH, database 0; the sentinel URLs' own settings are for the sentinels.
+//! Connections to the master are made without AUTH, on database 0; the sentinel URLs'
+//! credentials are for the sentinels. The master is reached over TLS when the sentinel URLs
+//! are `rediss://` (with their `#insecure`, and the configured CA and client certificate).
 
-use super::pool_error;
+use super::{pool_error, redact_url, with_certs, RedisConfig};
 use crate::StoreError;
 use arc_swap::ArcSwapOption;
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
@@ -37,8 +39,12 @@ pub(super) struct MasterPool {
 
 /// The master of one Sentinel-monitored set, followed across failovers.
 pub(super) struct SentinelMaster {
-    sentinels: Vec<String>,
+    /// Each sentinel's URL, redacted for messages, and how to connect to it.
+    sentinels: Vec<(String, ConnectionInfo)>,
     name: String,
+    /// `Some(insecure)` when the master is reached over TLS.
+    master_tls: Option<bool>,
+    certs: Option<redis::TlsCertificates>,
     pool_size: usize,
     timeout: Duration,
     current: ArcSwapOption<MasterPool>,
@@ -47,23 +53,43 @@ pub(super) struct SentinelMaster {
 }
 
 impl SentinelMaster {
-    /// The master named `name` by the sentinels at `sentinels`; nothing is asked until the
-    /// first connection is needed.
+    /// The master named in `config` by the sentinels at its URLs, reached with `certs`
+    /// when the URLs are `rediss://`; nothing is asked until the first connection is needed.
     pub(super) fn new(
-        sentinels: Vec<String>,
-        name: String,
-        pool_size: usize,
-        timeout: Duration,
-    ) -> Self {
-        SentinelMaster {
+        config: &RedisConfig,
+        certs: Option<redis::TlsCertificates>,
+    ) -> Result<Self, StoreError> {
+        let bad = |e: redis::RedisError| StoreError::Config(e.to_string());
+        let mut sentinels = Vec::with_capacity(config.urls.len());
+        let mut master_tls = None;
+        for url in &config.urls {
+            let info = url.as_str().into_connection_info().map_err(bad)?;
+            let tls = match info.addr() {
+                ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
+                _ => None,
+            };
+            if sentinels.is_empty() {
+                master_tls = tls;
+            } else if tls != master_tls {
+                return Err(StoreError::Config(format!(
+                    "the sentinel URLs differ in TLS (rediss://, #insecure) at `{}`; the master is reached as they say, so they must agree",
+                    redact_url(url)
+                )));
+            }
+            let info = with_certs(info, certs.as_ref())?;
+            sentinels.push((redact_url(url), info));
+        }
+        Ok(SentinelMaster {
             sentinels,
-            name,
-            pool_size,
-            timeout,
+            name: config.sentinel_master.clone(),
+            master_tls,
+            certs,
+            pool_size: config.pool_size,
+            timeout: config.timeout,
             current: ArcSwapOption::empty(),
             generation: AtomicU64::new(0),
             watching: Once::new(),
-        }
+        })
     }
 
     /// The generation of the pool connections should come from now; a connection of an
@@ -98,8 +124,19 @@ impl SentinelMaster {
             }
             warn!(from = %p.addr, to = %addr, master = %self.name, "the sentinels name a new master; moving every connection to it");
         }
+        let addr_info = match self.master_tls {
+            Some(insecure) => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                tls_params: None,
+            },
+            None => ConnectionAddr::Tcp(host, port),
+        }
+        .into_connection_info()
+        .map_err(|e| StoreError::Config(e.to_string()))?;
         let pool = super::server_pool(
-            redis::ConnectionAddr::Tcp(host, port),
+            with_certs(addr_info, self.certs.as_ref())?,
             self.pool_size,
             self.timeout,
         )?;
@@ -120,12 +157,12 @@ impl SentinelMaster {
         conn: &mut Option<redis::aio::MultiplexedConnection>,
     ) -> Result<(String, u16), StoreError> {
         let mut last = StoreError::Config("no sentinel URL given".into());
-        for url in &self.sentinels {
+        for (url, info) in &self.sentinels {
             let attempt = async {
                 let c = match conn {
                     Some(c) => c,
                     None => conn.insert(
-                        redis::Client::open(url.as_str())?
+                        redis::Client::open(info.clone())?
                             .get_multiplexed_async_connection_with_config(
                                 &redis::AsyncConnectionConfig::new()
                                     .set_connection_timeout(Some(self.timeout))
@@ -144,8 +181,7 @@ impl SentinelMaster {
                 Ok(Ok(Some(addr))) => return Ok(addr),
                 Ok(Ok(None)) => {
                     last = StoreError::Unavailable(format!(
-                        "the sentinel at {} knows no master named `{}`",
-                        super::redact_url(url),
+                        "the sentinel at {url} knows no master named `{}`",
                         self.name
                     ))
                 }
