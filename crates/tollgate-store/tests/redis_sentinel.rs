@@ -37,6 +37,11 @@ fn sentinel_knows_master(port: u16) -> bool {
 /// A sentinel watching `master_port` as `mymaster` (quorum 1), up and knowing the master,
 /// and its port.
 fn start_sentinel(master_port: u16) -> (Sentinel, u16, tempfile::TempDir) {
+    start_sentinel_with(master_port, "")
+}
+
+/// [`start_sentinel`] with `extra` lines in its configuration.
+fn start_sentinel_with(master_port: u16, extra: &str) -> (Sentinel, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -48,7 +53,7 @@ fn start_sentinel(master_port: u16) -> (Sentinel, u16, tempfile::TempDir) {
         &conf,
         format!(
             "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
-             sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+             sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n{extra}",
             dir.path().display(),
         ),
     )
@@ -211,5 +216,38 @@ async fn follows_the_master_after_a_failover() {
         count(&mut on_new, key).await,
         at + 5,
         "every check counted on the new master"
+    );
+}
+
+/// A master with `requirepass` is used with the master password given apart from the
+/// sentinels' URL (which has none here), and the URL's database is selected on the master;
+/// without the password the master refuses the checks.
+#[tokio::test]
+async fn master_with_password_and_database() {
+    let master = RedisServer::start_with_password("m-s3cret").unwrap();
+    let (_sentinel, port, _dir) =
+        start_sentinel_with(master.port(), "sentinel auth-pass mymaster m-s3cret\n");
+    let url = format!("redis://127.0.0.1:{port}/2");
+    let mut cfg = RedisConfig::new(RedisMode::Sentinel, vec![url.clone()]);
+    cfg.sentinel_master_password = Some("m-s3cret".into());
+    let store = RedisStore::new(&cfg).unwrap();
+    let batch = quota_batch("p:auth", 1);
+    assert!(store.check(&batch).await.unwrap().admitted);
+    assert!(!store.check(&batch).await.unwrap().admitted);
+
+    let mut on_master = connect(&format!("{}2", master.url_with_password())).await;
+    assert_eq!(
+        count(&mut on_master, "tg:{p:auth}:q").await,
+        1,
+        "counted in db 2"
+    );
+    let mut db0 = connect(&master.url_with_password()).await;
+    assert_eq!(count(&mut db0, "tg:{p:auth}:q").await, 0, "nothing in db 0");
+
+    let anonymous = RedisStore::new(&RedisConfig::new(RedisMode::Sentinel, vec![url])).unwrap();
+    let e = anonymous.check(&batch).await.unwrap_err().to_string();
+    assert!(
+        e.to_lowercase().contains("auth"),
+        "the master refuses a client without its password: {e}"
     );
 }

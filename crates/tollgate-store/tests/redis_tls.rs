@@ -377,3 +377,93 @@ fn bad_tls_files_refused_at_start() {
     )
     .unwrap();
 }
+
+/// A sentinel process, killed on drop.
+struct Sentinel(std::process::Child);
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sentinel over TLS: the sentinel and the master it names both have certificates from the
+/// private CA and a password each; the store reaches both over TLS with the CA file and a
+/// client certificate, and authenticates to the master with the master's own password.
+#[tokio::test]
+async fn sentinel_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let (master, master_tls_port) = private_tls_server(dir.path(), true);
+    let sentinel_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = |f: &str| dir.path().join(f).display().to_string();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port 0\nbind 127.0.0.1\ndir {dir}\ntls-port {sentinel_port}\n\
+             tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n\
+             tls-auth-clients yes\ntls-replication yes\nrequirepass sentinel-s3cret\n\
+             sentinel monitor mymaster 127.0.0.1 {master_tls_port} 1\n\
+             sentinel auth-pass mymaster tls-s3cret\n",
+            dir = dir.path().display(),
+            cert = path("server.pem"),
+            key = path("server.key"),
+            ca = path("ca.pem"),
+        ),
+    )
+    .unwrap();
+    let _sentinel = Sentinel(
+        Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel"),
+    );
+
+    let mut cfg = RedisConfig::new(
+        RedisMode::Sentinel,
+        vec![format!(
+            "rediss://:sentinel-s3cret@127.0.0.1:{sentinel_port}/"
+        )],
+    );
+    cfg.sentinel_master_password = Some("tls-s3cret".into());
+    cfg.tls = RedisTlsFiles {
+        ca_file: Some(dir.path().join("ca.pem")),
+        cert_file: Some(dir.path().join("client.pem")),
+        key_file: Some(dir.path().join("client.key")),
+    };
+    let store = RedisStore::new(&cfg).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Err(e) = store.ping().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the master was never reached through the sentinel: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(store.check(&quota_batch()).await.unwrap().admitted);
+    assert!(store.check(&quota_batch()).await.unwrap().admitted);
+    assert!(!store.check(&quota_batch()).await.unwrap().admitted);
+
+    // The counts are on the master (read through its plain port).
+    let mut c = redis::Client::open(format!("redis://:tls-s3cret@127.0.0.1:{}/", master.port()))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let n: i64 = redis::cmd("HGET")
+        .arg("tg:{p:tls}:q")
+        .arg("n")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}

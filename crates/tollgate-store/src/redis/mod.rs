@@ -104,6 +104,12 @@ pub struct RedisConfig {
     pub urls: Vec<String>,
     /// Master name to ask the sentinels for.
     pub sentinel_master: String,
+    /// Username for AUTH on the master found through Sentinel (the URLs' credentials are
+    /// the sentinels').
+    pub sentinel_master_username: Option<String>,
+    /// Password for AUTH on the master found through Sentinel; it may differ from the
+    /// sentinels'.
+    pub sentinel_master_password: Option<String>,
     /// A private CA and a client certificate for `rediss://` URLs, in every topology.
     pub tls: RedisTlsFiles,
     /// Connections in the pool; each is multiplexed, so a few carry many concurrent calls.
@@ -120,6 +126,11 @@ impl fmt::Debug for RedisConfig {
             .field("mode", &self.mode)
             .field("urls", &hosts)
             .field("sentinel_master", &self.sentinel_master)
+            .field("sentinel_master_username", &self.sentinel_master_username)
+            .field(
+                "sentinel_master_password",
+                &self.sentinel_master_password.as_ref().map(|_| "***"),
+            )
             .field("tls", &self.tls)
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
@@ -142,6 +153,8 @@ impl RedisConfig {
             mode,
             urls,
             sentinel_master: "mymaster".to_string(),
+            sentinel_master_username: None,
+            sentinel_master_password: None,
             tls: RedisTlsFiles::default(),
             pool_size: 8,
             timeout: Duration::from_millis(250),

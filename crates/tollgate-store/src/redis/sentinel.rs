@@ -11,14 +11,17 @@
 //! bumps a generation that makes every connection of an older pool be dropped on its next
 //! use.
 //!
-//! Connections to the master are made without AUTH, on database 0; the sentinel URLs'
-//! credentials are for the sentinels. The master is reached over TLS when the sentinel URLs
-//! are `rediss://` (with their `#insecure`, and the configured CA and client certificate).
+//! The sentinel URLs' credentials are the sentinels'; the master's username and password
+//! are given on their own ([`RedisConfig::sentinel_master_password`]), since a master often
+//! has a password the sentinels do not. The master is reached over TLS when the sentinel URLs
+//! are `rediss://` (with their `#insecure`, and the configured CA and client certificate),
+//! and the database of the URLs' `/db` is selected on the master: sentinels have no
+//! databases, and would refuse a `SELECT`.
 
 use super::{pool_error, redact_url, with_certs, RedisConfig};
 use crate::StoreError;
 use arc_swap::ArcSwapOption;
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
@@ -42,6 +45,8 @@ pub(super) struct SentinelMaster {
     /// Each sentinel's URL, redacted for messages, and how to connect to it.
     sentinels: Vec<(String, ConnectionInfo)>,
     name: String,
+    /// AUTH and database for the master.
+    master_settings: RedisConnectionInfo,
     /// `Some(insecure)` when the master is reached over TLS.
     master_tls: Option<bool>,
     certs: Option<redis::TlsCertificates>,
@@ -62,26 +67,38 @@ impl SentinelMaster {
         let bad = |e: redis::RedisError| StoreError::Config(e.to_string());
         let mut sentinels = Vec::with_capacity(config.urls.len());
         let mut master_tls = None;
+        let mut db = None;
         for url in &config.urls {
             let info = url.as_str().into_connection_info().map_err(bad)?;
             let tls = match info.addr() {
                 ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
                 _ => None,
             };
+            let url_db = info.redis_settings().db();
             if sentinels.is_empty() {
                 master_tls = tls;
-            } else if tls != master_tls {
+                db = Some(url_db);
+            } else if tls != master_tls || Some(url_db) != db {
                 return Err(StoreError::Config(format!(
-                    "the sentinel URLs differ in TLS (rediss://, #insecure) at `{}`; the master is reached as they say, so they must agree",
+                    "the sentinel URLs differ in TLS (rediss://, #insecure) or database (`/db`) at `{}`; the master is reached as they say, so they must agree",
                     redact_url(url)
                 )));
             }
-            let info = with_certs(info, certs.as_ref())?;
+            let own = info.redis_settings().clone().set_db(0);
+            let info = with_certs(info.set_redis_settings(own), certs.as_ref())?;
             sentinels.push((redact_url(url), info));
+        }
+        let mut master_settings = RedisConnectionInfo::default().set_db(db.unwrap_or(0));
+        if let Some(user) = &config.sentinel_master_username {
+            master_settings = master_settings.set_username(user);
+        }
+        if let Some(password) = &config.sentinel_master_password {
+            master_settings = master_settings.set_password(password);
         }
         Ok(SentinelMaster {
             sentinels,
             name: config.sentinel_master.clone(),
+            master_settings,
             master_tls,
             certs,
             pool_size: config.pool_size,
@@ -134,7 +151,8 @@ impl SentinelMaster {
             None => ConnectionAddr::Tcp(host, port),
         }
         .into_connection_info()
-        .map_err(|e| StoreError::Config(e.to_string()))?;
+        .map_err(|e| StoreError::Config(e.to_string()))?
+        .set_redis_settings(self.master_settings.clone());
         let pool = super::server_pool(
             with_certs(addr_info, self.certs.as_ref())?,
             self.pool_size,
