@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_core::catalog::Catalog;
-use tollgate_store::{CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, Store};
+use tollgate_store::{
+    CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store,
+};
 use tracing::{info, warn};
 
 /// Builds the limit store the settings ask for.
@@ -42,6 +44,13 @@ pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dy
             .collect(),
     );
     cfg.sentinel_master = s.redis.redis_sentinel_master.clone();
+    cfg.sentinel_master_username = s.redis.redis_sentinel_master_username.clone();
+    cfg.sentinel_master_password = s.redis.redis_sentinel_master_password.clone();
+    cfg.tls = RedisTlsFiles {
+        ca_file: s.redis.redis_tls_ca_file.clone(),
+        cert_file: s.redis.redis_tls_cert_file.clone(),
+        key_file: s.redis.redis_tls_key_file.clone(),
+    };
     cfg.pool_size = usize::from(s.redis_pool_size);
     cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
     let store = Arc::new(RedisStore::new(&cfg)?);

@@ -66,6 +66,44 @@ pub struct RedisArgs {
         value_name = "NAME"
     )]
     pub redis_sentinel_master: String,
+    /// Username for AUTH on the master found through Sentinel (sentinel mode). The URLs'
+    /// credentials are the sentinels'.
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_SENTINEL_MASTER_USERNAME",
+        value_name = "NAME"
+    )]
+    pub redis_sentinel_master_username: Option<String>,
+    /// Password for AUTH on the master found through Sentinel (sentinel mode); it may differ
+    /// from the sentinels'. Prefer the environment variable: flags show in process lists.
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_SENTINEL_MASTER_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_master_password: Option<String>,
+    /// PEM bundle of the CA certificates that sign the Redis servers' certificates, for
+    /// rediss:// URLs; only these are then trusted, and host names are still verified.
+    #[arg(long, env = "TOLLGATE_REDIS_TLS_CA_FILE", value_name = "FILE")]
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for Redis servers that require one
+    /// (tls-auth-clients yes); needs --redis-tls-key-file.
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_TLS_CERT_FILE",
+        value_name = "FILE",
+        requires = "redis_tls_key_file"
+    )]
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --redis-tls-cert-file.
+    #[arg(
+        long,
+        env = "TOLLGATE_REDIS_TLS_KEY_FILE",
+        value_name = "FILE",
+        requires = "redis_tls_cert_file"
+    )]
+    pub redis_tls_key_file: Option<PathBuf>,
 }
 
 /// Settings of `tollgate apply`.
@@ -281,6 +319,42 @@ mod tests {
     fn debug_redacts_password() {
         let mut s = ServeSettings::with_defaults();
         s.redis.redis_url = Some("redis://:hunter2@a:1,redis://:hunter2@b:2".into());
-        assert!(!format!("{s:?}").contains("hunter2"));
+        s.redis.redis_sentinel_master_password = Some("hunter3".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("hunter3"));
+    }
+
+    /// The TLS and Sentinel master flags reach the settings, and a client certificate
+    /// without its key is refused by the parser.
+    #[test]
+    fn redis_tls_and_master_flags() {
+        let cli = Cli::try_parse_from([
+            "tollgate",
+            "serve",
+            "--redis-tls-ca-file",
+            "/etc/redis/ca.pem",
+            "--redis-tls-cert-file",
+            "/etc/redis/client.pem",
+            "--redis-tls-key-file",
+            "/etc/redis/client.key",
+            "--redis-sentinel-master-password",
+            "m",
+        ])
+        .unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("parsed serve")
+        };
+        assert_eq!(
+            s.redis.redis_tls_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/redis/ca.pem"))
+        );
+        assert_eq!(s.redis.redis_sentinel_master_password.as_deref(), Some("m"));
+        assert!(Cli::try_parse_from([
+            "tollgate",
+            "serve",
+            "--redis-tls-cert-file",
+            "/etc/redis/client.pem"
+        ])
+        .is_err());
     }
 }

@@ -154,6 +154,29 @@ fn logs_to_a_file_are_plain_text() {
     );
 }
 
+/// A Redis TLS file that cannot be read stops the command at start with a message naming
+/// the file, instead of a store that is unavailable at every call. (`apply` rather than
+/// `serve`: both build the store the same way, and `apply` ends by itself either way.)
+#[test]
+fn bad_redis_tls_file_stops_start() {
+    let file = support::temp_config("usagePlans: []\n");
+    let (code, _, err) = tollgate(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--redis-url",
+        "rediss://127.0.0.1:1/",
+        "--redis-tls-ca-file",
+        "/no/such/ca.pem",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot read the Redis TLS CA file `/no/such/ca.pem`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// The README's command-line table names every flag of `tollgate serve --help`, with the
 /// same environment variable and default, so the two cannot drift apart.
 #[test]
