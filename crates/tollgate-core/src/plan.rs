@@ -13,6 +13,11 @@ use std::collections::BTreeMap;
 /// Longest accepted id of a plan, key or API.
 pub const MAX_ID_LEN: usize = 128;
 
+/// Latest accepted quota start: 9999-12-31T23:59:59Z. The calendar math finds the anchor's
+/// period on every check with an offset, and near `i64::MAX` seconds its arithmetic would
+/// overflow; no real plan starts its quota after this.
+pub const MAX_QUOTA_START_S: i64 = 253_402_300_799;
+
 /// Checks that `id` is usable as a record id and inside a Redis hash tag.
 pub fn validate_id(field: &str, id: &str) -> Result<(), CoreError> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
@@ -119,6 +124,15 @@ impl UsagePlan {
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<(), CoreError> {
         validate_id("id", &self.id)?;
+        if !(0..=MAX_QUOTA_START_S).contains(&self.quota_start_s) {
+            return Err(CoreError::invalid(
+                "quotaStartS",
+                format!(
+                    "must be a Unix second from 0 to {MAX_QUOTA_START_S} (9999-12-31T23:59:59Z), got {}",
+                    self.quota_start_s
+                ),
+            ));
+        }
         if let Some(t) = &self.throttle {
             t.gcra().map_err(|e| prefix("throttle", e))?;
         }
@@ -285,6 +299,29 @@ mod tests {
                 "{e}"
             );
             assert!(e.ends_with(&format!("got {limit}")), "{e}");
+        }
+    }
+
+    /// A quota start outside 1970..=9999 is refused, naming the field: with an offset, every
+    /// check finds the start's calendar period, which overflowed near `i64::MAX` (found by
+    /// the core_limits fuzz target).
+    #[test]
+    fn quota_start_is_bounded() {
+        let mut p = plan();
+        p.quota = Some(Quota {
+            limit: 5,
+            period: QuotaPeriod::Month,
+            offset: 1,
+        });
+        for ok in [0, 1_780_000_000, MAX_QUOTA_START_S] {
+            p.quota_start_s = ok;
+            assert_eq!(p.validate(), Ok(()));
+        }
+        for bad in [MAX_QUOTA_START_S + 1, i64::MAX, -1, i64::MIN] {
+            p.quota_start_s = bad;
+            let e = p.validate().unwrap_err().to_string();
+            assert!(e.starts_with("quotaStartS: must be a Unix second"), "{e}");
+            assert!(e.ends_with(&format!("got {bad}")), "{e}");
         }
     }
 

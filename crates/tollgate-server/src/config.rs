@@ -255,6 +255,18 @@ mod tests {
         assert!(e.contains("unknown usage plan `nope`"), "{e}");
     }
 
+    /// A plan whose `quotaStartS` is out of range is refused when the file loads, not at the
+    /// first check: its offset period once overflowed the calendar math (the config_yaml
+    /// fuzz target's input, minimised).
+    #[test]
+    fn quota_start_out_of_range_is_refused() {
+        let e = err("usagePlans:\n  - id: p\n    quotaStartS: 9223372036854775807\n    quota: {limit: 5, period: DAY, offset: 1}\n");
+        assert!(
+            e.contains("usagePlans[0] (`p`): quotaStartS: must be a Unix second"),
+            "{e}"
+        );
+    }
+
     /// The seed scenario parses.
     #[test]
     fn seed_example_parses() {
