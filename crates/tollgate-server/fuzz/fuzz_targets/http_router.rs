@@ -216,6 +216,9 @@ const PATCH_PATHS: [&str; 16] = [
     "/remaining",
 ];
 
+/// An API stage of a plan body: api id, stage, and per-method throttles.
+type StageSpec = (String, String, Vec<(String, JsonLeaf, JsonLeaf)>);
+
 #[derive(Arbitrary, Debug)]
 enum BodyChoice {
     Empty,
@@ -225,7 +228,7 @@ enum BodyChoice {
     Plan {
         throttle: Option<(JsonLeaf, JsonLeaf)>,
         quota: Option<(JsonLeaf, JsonLeaf, Option<JsonLeaf>)>,
-        stages: Vec<(String, String, Vec<(String, JsonLeaf, JsonLeaf)>)>,
+        stages: Vec<StageSpec>,
     },
     Patch(Vec<PatchOp>),
     /// UpdateUsage's one operation.
@@ -597,7 +600,8 @@ fn request(r: &Req, last: &str) -> Option<http::Request<Body>> {
             )
         }
         AuthChoice::SigV4 { date_shift_s } => {
-            let date = amz_date(admin::now_s() + i64::from(*date_shift_s));
+            // Mostly within the 15 minutes of skew the server allows, sometimes just past.
+            let date = amz_date(admin::now_s() + i64::from(*date_shift_s % 1_000));
             let auth = sign(method.as_str(), &uri, &date, &body);
             b = b.header("x-amz-date", date).header("authorization", auth);
         }
@@ -636,7 +640,15 @@ fn run(data: &[u8]) {
             let Some(req) = request(r, &last) else {
                 continue;
             };
-            let shown = format!("{} {}", req.method(), req.uri());
+            let auth = match &r.auth {
+                AuthChoice::None => "none",
+                AuthChoice::Bearer => "bearer",
+                AuthChoice::WrongBearer(_) => "wrong-bearer",
+                AuthChoice::SigV4 { .. } => "sigv4",
+                AuthChoice::Raw(_) => "raw",
+            };
+            let mode = if input.open { "open" } else { "closed" };
+            let shown = format!("{} {} ({mode}, {auth})", req.method(), req.uri());
             let resp = app.call(req).await.expect("the router is infallible");
             let status = resp.status();
             let body = resp
