@@ -296,11 +296,8 @@ mod tests {
         matches!(l, Lookup::Denied(_))
     }
 
-    /// A quota with nothing left is cached until the period ends; a denial of a large cost
-    /// with units left is not cached.
-    #[test]
-    fn caches_only_total_denials() {
-        let q = Limit {
+    fn daily_quota_of_5() -> Limit {
+        Limit {
             name: "q".into(),
             kind: LimitKind::Quota(QuotaLimit {
                 limit: 5,
@@ -308,7 +305,14 @@ mod tests {
                 offset: 0,
                 anchor_s: 0,
             }),
-        };
+        }
+    }
+
+    /// A quota with nothing left is cached until the period ends; a denial of a large cost
+    /// with units left is not cached.
+    #[test]
+    fn caches_only_total_denials() {
+        let q = daily_quota_of_5();
         let now = 1_800_000_000_000_000;
         let period = tollgate_core::calendar::window(QuotaPeriod::Day, now / 1_000_000).id;
         let used = |n| {
@@ -350,15 +354,7 @@ mod tests {
     /// until the period ends.
     #[test]
     fn answer_from_before_a_clear_is_dropped() {
-        let q = Limit {
-            name: "q".into(),
-            kind: LimitKind::Quota(QuotaLimit {
-                limit: 5,
-                period: QuotaPeriod::Day,
-                offset: 0,
-                anchor_s: 0,
-            }),
-        };
+        let q = daily_quota_of_5();
         let b = batch(vec![q], 1);
         let now = 1_800_000_000_000_000;
         let period = tollgate_core::calendar::window(QuotaPeriod::Day, now / 1_000_000).id;
