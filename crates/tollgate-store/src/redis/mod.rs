@@ -196,29 +196,39 @@ impl RedisStore {
     }
 }
 
-/// The pool of connections to one server (standalone, or the master Sentinel names) at
-/// `info`.
+/// How a multiplexed connection to one server (standalone, the master Sentinel names, or a
+/// sentinel itself) is made.
 ///
 /// The redis crate bounds each connection attempt (1 s) and each answer (500 ms) by default,
 /// under the store's own bound: a `--redis-timeout-ms` above those failed at them instead,
 /// as "unavailable". So connecting is bounded by the configured timeout, and answers only by
-/// the store's own timer in `run`, which also replaces the connection when it fires.
+/// the caller's own timer (for checks, the one in `run`, which also replaces the connection
+/// when it fires).
+fn connection_config(timeout: Duration) -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None)
+}
+
+/// A configuration the redis crate or the pool refuses, as the store's error.
+fn config_error(e: impl fmt::Display) -> StoreError {
+    StoreError::Config(e.to_string())
+}
+
+/// The pool of connections to one server (standalone, or the master Sentinel names) at
+/// `info`, each made with [`connection_config`].
 fn server_pool(
     info: impl redis::IntoConnectionInfo,
     size: usize,
     timeout: Duration,
 ) -> Result<deadpool_redis::Pool, StoreError> {
-    let bad = |e: &dyn fmt::Display| StoreError::Config(e.to_string());
-    let connection = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(None);
-    let manager =
-        deadpool_redis::Manager::new_with_config(info, connection).map_err(|e| bad(&e))?;
+    let manager = deadpool_redis::Manager::new_with_config(info, connection_config(timeout))
+        .map_err(config_error)?;
     deadpool_redis::Pool::builder(manager)
         .config(pool_config(size, timeout))
         .runtime(deadpool_redis::Runtime::Tokio1)
         .build()
-        .map_err(|e| bad(&e))
+        .map_err(config_error)
 }
 
 /// `info` with the CA and client certificate of `certs`, when it is a TLS address and there
@@ -229,8 +239,8 @@ fn with_certs(
 ) -> Result<redis::ConnectionInfo, StoreError> {
     match certs {
         Some(certs) if matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) => {
-            let client = redis::Client::build_with_tls(info, certs.clone())
-                .map_err(|e| StoreError::Config(e.to_string()))?;
+            let client =
+                redis::Client::build_with_tls(info, certs.clone()).map_err(config_error)?;
             Ok(client.get_connection_info().clone())
         }
         _ => Ok(info),
@@ -285,7 +295,7 @@ impl RedisStore {
                 // TCP_NODELAY, A/B rounds on one Redis (docs/benchmarks.md, 27 November)
                 // gave 7 and 17 % fewer checks/s at the peak, and no better p99 at half.
                 let info = redis::IntoConnectionInfo::into_connection_info(config.urls[0].as_str())
-                    .map_err(|e| StoreError::Config(e.to_string()))?;
+                    .map_err(config_error)?;
                 Pool::Standalone(server_pool(
                     with_certs(info, certs.as_ref())?,
                     config.pool_size,
@@ -298,15 +308,13 @@ impl RedisStore {
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
                 }
-                let client = builder
-                    .build()
-                    .map_err(|e| StoreError::Config(e.to_string()))?;
+                let client = builder.build().map_err(config_error)?;
                 Pool::Cluster(
                     cluster_pool::ClusterPool::builder(cluster_pool::ClusterManager::new(client))
                         .config(pool_config(config.pool_size, config.timeout))
                         .runtime(deadpool_redis::Runtime::Tokio1)
                         .build()
-                        .map_err(|e| StoreError::Config(e.to_string()))?,
+                        .map_err(config_error)?,
                 )
             }
             RedisMode::Sentinel => {

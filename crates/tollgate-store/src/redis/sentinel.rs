@@ -64,12 +64,14 @@ impl SentinelMaster {
         config: &RedisConfig,
         certs: Option<redis::TlsCertificates>,
     ) -> Result<Self, StoreError> {
-        let bad = |e: redis::RedisError| StoreError::Config(e.to_string());
         let mut sentinels = Vec::with_capacity(config.urls.len());
         let mut master_tls = None;
         let mut db = None;
         for url in &config.urls {
-            let info = url.as_str().into_connection_info().map_err(bad)?;
+            let info = url
+                .as_str()
+                .into_connection_info()
+                .map_err(super::config_error)?;
             let tls = match info.addr() {
                 ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
                 _ => None,
@@ -151,7 +153,7 @@ impl SentinelMaster {
             None => ConnectionAddr::Tcp(host, port),
         }
         .into_connection_info()
-        .map_err(|e| StoreError::Config(e.to_string()))?
+        .map_err(super::config_error)?
         .set_redis_settings(self.master_settings.clone());
         let pool = super::server_pool(
             with_certs(addr_info, self.certs.as_ref())?,
@@ -182,9 +184,7 @@ impl SentinelMaster {
                     None => conn.insert(
                         redis::Client::open(info.clone())?
                             .get_multiplexed_async_connection_with_config(
-                                &redis::AsyncConnectionConfig::new()
-                                    .set_connection_timeout(Some(self.timeout))
-                                    .set_response_timeout(None),
+                                &super::connection_config(self.timeout),
                             )
                             .await?,
                     ),
