@@ -133,7 +133,7 @@ pub async fn serve(
 
     // One shutdown signal fanned out to both servers.
     let (tx, rx) = watch::channel(false);
-    let rx_stop = rx.clone();
+    let mut stopping = rx.clone();
     let wait = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -158,7 +158,6 @@ pub async fn serve(
         wait(rx),
     ));
     let grace = Duration::from_millis(settings.shutdown_grace_ms);
-    let mut stopping = rx_stop;
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
