@@ -5,7 +5,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog_sync::CatalogSync;
 use crate::cli::ServeSettings;
 use crate::limiter::Limiter;
-use crate::{bootstrap, config, grpc, http, rls_config};
+use crate::{bootstrap, config, console, grpc, http, rls_config};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
@@ -154,7 +154,7 @@ pub async fn serve(
     tokio::spawn(sync.run(wait(rx.clone())));
     let http_task = tokio::spawn(http::serve(
         http_listener,
-        http::router(limiter).merge(admin),
+        http::router(limiter).merge(admin).merge(console::router()),
         wait(rx),
     ));
     let grace = Duration::from_millis(settings.shutdown_grace_ms);

@@ -12,6 +12,7 @@
 //! - [`grpc`]: tonic services (`tollgate.v1.QuotaService`, Envoy's rate-limit service and
 //!   ext_authz, health, reflection), the check methods on their own unary hot path.
 //! - [`http`]: axum routes (`/healthz`, `/metrics`, `POST /v1/check`, `/v1/auth` for nginx).
+//! - [`console`]: the operator console at `/console`, static pages over the management API.
 //! - [`request_path`]: a proxy's forwarded request target as the resource plans name.
 //! - [`rls_config`]: the Envoy rate-limit config directory, loaded and hot-reloaded.
 //! - [`metrics`]: Prometheus metrics.
@@ -28,6 +29,7 @@ pub mod bootstrap;
 pub mod catalog_sync;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod deny_cache;
 pub mod grpc;
 pub mod http;

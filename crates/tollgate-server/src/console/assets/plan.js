@@ -1,0 +1,248 @@
+// One usage plan's page (#/plans/<id>): its limits and an edit form, its usage over the last
+// seven days as a chart, its keys with their use of the current quota period, and adding
+// or removing a key.
+
+import { h, field } from "./dom.js";
+import { call, listAll, seg, serverNow, usage } from "./api.js";
+import {
+  NONE,
+  addDays,
+  confirmAction,
+  formError,
+  formatNumber,
+  isoDay,
+  link,
+  periodStart,
+  run,
+  showStatus,
+  stageText,
+  table,
+} from "./ui.js";
+import { deletePlan, planFields, planPatch, quotaText, throttleText } from "./plans.js";
+import { usageChart } from "./chart.js";
+
+const DAYS_SHOWN = 7;
+
+// What a key of the plan has used: today, in the current quota period, and what is left.
+function keyUsage(days, firstDay, today, periodFirst) {
+  const out = { today: 0, period: 0, remaining: null, chart: [] };
+  (days || []).forEach(([used, remaining], i) => {
+    const day = addDays(firstDay, i);
+    const u = used || 0;
+    if (day >= periodFirst) out.period += u;
+    if (isoDay(day) === isoDay(today)) {
+      out.today = u;
+      out.remaining = remaining;
+    }
+  });
+  return out;
+}
+
+// The use of the quota period as a meter, with the numbers beside it.
+function quotaBar(key, quota) {
+  if (!quota) return h("span", { class: "muted" }, "no quota");
+  const limit = quota.limit;
+  const used = key.period;
+  const label = `${formatNumber(used)} of ${formatNumber(limit)} used this ${quota.period.toLowerCase()}`;
+  return h(
+    "div",
+    { class: "quota" },
+    h("meter", {
+      min: 0,
+      max: Math.max(limit, 1),
+      low: limit * 0.75,
+      high: limit * 0.9,
+      optimum: 0,
+      value: Math.min(used, limit),
+      "aria-label": label,
+    }),
+    h("span", { class: "quota-text" }, label),
+  );
+}
+
+function keyRow(plan, key, u, refresh) {
+  const remove = h("button", { type: "button", class: "small" }, "Remove");
+  remove.setAttribute("aria-label", `Remove API key ${key.name} from this plan`);
+  remove.addEventListener("click", async () => {
+    const ok = await confirmAction(
+      `Remove API key "${key.name}" (${key.id}) from usage plan "${plan.name}"? ` +
+        "Its calls are refused there from now on; the key itself stays.",
+      "Remove",
+    );
+    if (!ok) return;
+    const done = await run(remove, async () => {
+      await call("DELETE", `/usageplans/${seg(plan.id)}/keys/${seg(key.id)}`);
+      return true;
+    });
+    if (done) {
+      showStatus(`Removed API key "${key.name}" from the plan.`);
+      await run([], refresh);
+    }
+  });
+  return h(
+    "tr",
+    { dataset: { keyId: key.id } },
+    h("th", { scope: "row", class: "name" }, key.name),
+    h("td", {}, h("code", {}, key.id)),
+    h("td", { class: "enabled" }, key.enabled === undefined ? NONE : key.enabled ? "yes" : "no"),
+    h("td", { class: "num used-today" }, formatNumber(u.today)),
+    h("td", { class: "num remaining" }, plan.quota ? formatNumber(u.remaining) : NONE),
+    h("td", { class: "bar-cell" }, quotaBar(u, plan.quota)),
+    h("td", { class: "actions-cell" }, remove),
+  );
+}
+
+export async function planView(container, planId) {
+  const path = `/usageplans/${seg(planId)}`;
+  const [plan, members, allKeys] = await Promise.all([
+    call("GET", path),
+    listAll(`${path}/keys`),
+    listAll("/apikeys"),
+  ]);
+  // Usage of today and the days before it, and back to the start of the quota period so
+  // that the period's use is exact (the period is at most a month).
+  const today = addDays(serverNow(), 0);
+  const chartFirst = addDays(today, -(DAYS_SHOWN - 1));
+  const periodFirst = plan.quota ? periodStart(today, plan.quota.period) : today;
+  const firstDay = periodFirst < chartFirst ? periodFirst : chartFirst;
+  const values = members.length ? await usage(planId, isoDay(firstDay), isoDay(today)) : {};
+  const byId = new Map(allKeys.map((k) => [k.id, k]));
+
+  const refresh = () => planView(container, planId);
+  const title = h("h1", { tabindex: -1 }, plan.name);
+
+  // Limits, and the edit and delete controls.
+  const summary = h(
+    "dl",
+    { class: "summary" },
+    h("dt", {}, "Id"),
+    h("dd", {}, h("code", {}, plan.id)),
+    h("dt", {}, "Throttle"),
+    h("dd", { id: "plan-throttle" }, throttleText(plan.throttle)),
+    h("dt", {}, "Quota"),
+    h("dd", { id: "plan-quota" }, quotaText(plan.quota)),
+    h("dt", {}, "API stages"),
+    h("dd", {}, stageText(plan.apiStages) || NONE),
+    h("dt", {}, "Description"),
+    h("dd", {}, plan.description || NONE),
+  );
+  const editError = formError();
+  const save = h("button", { type: "submit" }, "Save changes");
+  const edit = h(
+    "form",
+    { id: "plan-edit", "aria-label": "Edit usage plan" },
+    planFields(plan),
+    editError,
+    h("div", { class: "actions" }, save),
+  );
+  edit.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const updated = await run(
+      [save],
+      async () => {
+        const ops = planPatch(plan, edit);
+        if (!ops.length) return "unchanged";
+        return call("PATCH", path, { patchOperations: ops });
+      },
+      editError,
+    );
+    if (updated === "unchanged") showStatus("Nothing to change.");
+    else if (updated) {
+      showStatus(`Saved usage plan "${updated.name}".`);
+      await run([], refresh);
+    }
+  });
+  const del = h("button", { type: "button", class: "danger" }, "Delete plan");
+  del.addEventListener("click", async () => {
+    if (await deletePlan(plan, del)) location.hash = "#/plans";
+  });
+
+  // Usage over the last days, all keys together.
+  const chartDays = [];
+  for (let i = 0; i < DAYS_SHOWN; i += 1) {
+    const day = addDays(chartFirst, i);
+    const index = Math.round((day - firstDay) / 86400000);
+    let used = 0;
+    for (const days of Object.values(values)) used += (days[index] && days[index][0]) || 0;
+    chartDays.push({ day: isoDay(day), used });
+  }
+
+  // The keys and their use.
+  const rows = members
+    .map((m) => ({ ...m, ...(byId.get(m.id) || {}) }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+    .map((k) => keyRow(plan, k, keyUsage(values[k.id], firstDay, today, periodFirst), refresh));
+  const keysTable = rows.length
+    ? table(
+        `${rows.length} API key${rows.length === 1 ? "" : "s"}; usage of ${isoDay(today)} (UTC)`,
+        ["Name", "Key id", "Enabled", "Used today", "Remaining", "Quota this period", "Actions"],
+        rows,
+        { id: "plan-keys" },
+      )
+    : h("p", { class: "empty" }, "No API keys in this plan yet.");
+
+  // Adding a key that is not in the plan yet.
+  const inPlan = new Set(members.map((m) => m.id));
+  const candidates = allKeys
+    .filter((k) => !inPlan.has(k.id))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  let addForm;
+  if (candidates.length) {
+    const select = h(
+      "select",
+      { name: "keyId", required: true },
+      candidates.map((k) => h("option", { value: k.id }, `${k.name} (${k.id})`)),
+    );
+    const addError = formError();
+    const add = h("button", { type: "submit" }, "Add key");
+    addForm = h(
+      "form",
+      { id: "plan-add-key", class: "inline", "aria-label": "Add an API key to this plan" },
+      field("API key", select),
+      h("div", { class: "actions" }, add),
+      addError,
+    );
+    addForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const added = await run(
+        [add, select],
+        () => call("POST", `${path}/keys`, { keyId: select.value, keyType: "API_KEY" }),
+        addError,
+      );
+      if (added) {
+        showStatus(`Added API key "${added.name}" to the plan.`);
+        await run([], refresh);
+      }
+    });
+  } else {
+    addForm = h(
+      "p",
+      { class: "muted" },
+      allKeys.length ? "Every API key is in this plan. " : "There are no API keys yet. ",
+      link("/keys", "Create one on the API keys page."),
+    );
+  }
+
+  container.replaceChildren(
+    h("p", { class: "crumbs" }, link("/plans", "Usage plans"), " / "),
+    title,
+    h("section", { "aria-labelledby": "plan-limits" }, h("h2", { id: "plan-limits" }, "Limits"), summary,
+      h("details", { class: "card" }, h("summary", {}, "Edit plan"), edit),
+      h("div", { class: "actions" }, del)),
+    h(
+      "section",
+      { "aria-labelledby": "plan-usage" },
+      h("h2", { id: "plan-usage" }, `Usage, last ${DAYS_SHOWN} days (UTC)`),
+      h("figure", { class: "chart-box" },
+        usageChart(chartDays, "Requests admitted per day, all keys of the plan"),
+        h("figcaption", {}, "Requests admitted per day, all keys of the plan together.")),
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "plan-keys-title" },
+      h("h2", { id: "plan-keys-title" }, "API keys"),
+      keysTable,
+      addForm,
+    ),
+  );
+}
