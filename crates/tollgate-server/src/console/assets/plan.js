@@ -43,7 +43,8 @@ function quotaBar(key, quota) {
   if (!quota) return h("span", { class: "muted" }, "no quota");
   const limit = quota.limit;
   const used = key.period;
-  const label = `${formatNumber(used)} of ${formatNumber(limit)} used this ${quota.period.toLowerCase()}`;
+  const when = quota.period === "DAY" ? "today" : `this ${quota.period.toLowerCase()}`;
+  const label = `${formatNumber(used)} of ${formatNumber(limit)} used ${when}`;
   return h(
     "div",
     { class: "quota" },
@@ -224,7 +225,7 @@ export async function planView(container, planId) {
   }
 
   container.replaceChildren(
-    h("p", { class: "crumbs" }, link("/plans", "Usage plans"), " / "),
+    h("p", { class: "crumbs" }, link("/plans", "← All usage plans")),
     title,
     h("section", { "aria-labelledby": "plan-limits" }, h("h2", { id: "plan-limits" }, "Limits"), summary,
       h("details", { class: "card" }, h("summary", {}, "Edit plan"), edit),

@@ -1,0 +1,444 @@
+//! The operator console in a real browser: Debian's headless Chromium, driven over WebDriver
+//! (chromedriver) with fantoccini, against a real tollgate on the memory store and on Redis.
+//!
+//! What a person would do: sign in with a wrong token and then the right one, create a plan
+//! and a key, put the key in the plan, make real checks with it, and see the plan page count
+//! them; a plan named like an HTML tag shows as text and runs nothing; a key disabled in the
+//! console is refused at the next check. chromedriver and every Chromium process it starts
+//! are killed when a test ends, however it ends.
+
+mod support;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+use tollgate_testkit::RedisServer;
+
+/// How long the page gets for anything to appear.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A plan name that is markup if anything writes it as HTML.
+const XSS_NAME: &str = "<img src=x onerror=alert(1)>";
+
+/// Where the screenshot of the plan page goes, for a person to look at.
+const SCREENSHOT: &str = "/tmp/console-plan.png";
+
+/// A program the test needs, or a failure that says how to install it.
+fn required(path: &str, package: &str) -> PathBuf {
+    let p = PathBuf::from(path);
+    assert!(
+        p.is_file(),
+        "{path} not found: install it (apt-get install -y {package}; .ci/run does). \
+         The console's browser tests need Debian's chromium and chromium-driver."
+    );
+    p
+}
+
+/// chromedriver on a free port, in a process group of its own so that dropping it kills
+/// every Chromium process it started too, even when a test panics mid-way.
+struct Driver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let driver = required("/usr/bin/chromedriver", "chromium-driver");
+        required("/usr/bin/chromium", "chromium");
+        let profile = tempfile::tempdir().expect("profile dir");
+        let port = free_port();
+        let log = std::fs::File::create(profile.path().join("chromedriver.log")).expect("log");
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("spawn chromedriver");
+        let mut d = Driver {
+            child,
+            port,
+            profile,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                panic!("chromedriver exited with {status}:\n{}", d.log());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start:\n{}", d.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.profile.path().join("chromedriver.log")).unwrap_or_default()
+    }
+
+    /// A browser session: headless Chromium with a fresh profile. `--no-sandbox` because
+    /// the tests run as root (CI), where Chromium refuses its sandbox; the pages it loads
+    /// are our own, on loopback.
+    async fn browser(&self) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            // An alert stays open instead of being dismissed, so the test can see it.
+            "unhandledPromptBehavior": "ignore",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--window-size=1280,1100",
+                    format!("--user-data-dir={}", self.profile.path().join("profile").display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!("a JSON object")
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("no browser session: {e}\n{}", self.log()))
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and the browsers it launched.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The element at `css`, once it is there.
+async fn element(c: &Client, css: &str) -> Element {
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+}
+
+/// The text of `css` once `ok` holds for it.
+async fn text_when(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::from("<not on the page>");
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ok(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never showed what was expected; last text: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until nothing matches `css`.
+async fn gone(c: &Client, css: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !c.find_all(Locator::Css(css)).await.expect("find").is_empty() {
+        assert!(Instant::now() < deadline, "{css} is still on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replaces the text of input `css` with `value`.
+async fn fill(c: &Client, css: &str, value: &str) {
+    let e = element(c, css).await;
+    e.clear().await.expect("clear");
+    if !value.is_empty() {
+        e.send_keys(value).await.expect("type");
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    element(c, css).await.click().await.expect("click");
+}
+
+/// A script's answer, as JSON.
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.expect("script")
+}
+
+/// Fails if a JavaScript dialog (alert, confirm, prompt) is open.
+async fn assert_no_dialog(c: &Client) {
+    match c.get_alert_text().await {
+        Err(e) if e.is_no_such_alert() => {}
+        Ok(text) => panic!("a JavaScript dialog is open: {text:?}"),
+        Err(e) => panic!("cannot ask for dialogs: {e}"),
+    }
+}
+
+/// One `POST /v1/check` of `key` on the console test's API stage; the verdict and status.
+fn http_check(t: &Tollgate, key: &str) -> (String, u64) {
+    let body = json!({
+        "apiKey": key, "apiId": "console-api", "stage": "prod",
+        "resource": "/things", "method": "GET",
+    })
+    .to_string();
+    let r = t.http(
+        "POST",
+        "/v1/check",
+        &[("Content-Type", "application/json")],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    (
+        v["verdict"].as_str().unwrap_or_default().to_string(),
+        v["httpStatus"].as_u64().unwrap_or_default(),
+    )
+}
+
+/// The id of the record named `name` in a management list.
+fn id_named(t: &Tollgate, path: &str, name: &str) -> String {
+    let list = t.admin("GET", path, "").json();
+    list["item"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["name"] == name)
+        .and_then(|i| i["id"].as_str())
+        .unwrap_or_else(|| panic!("no {name:?} in {path}: {list}"))
+        .to_string()
+}
+
+/// The scenario of the module doc, on tollgate `t` (started with the admin token and
+/// `--keep-key-values`).
+async fn scenario(t: &Tollgate, c: &Client) {
+    const LIMIT: u64 = 10;
+    const CHECKS: u64 = 3;
+    let base = format!("http://127.0.0.1:{}/console/", t.http_port);
+
+    // A wrong token is refused with the API's own message, and is not kept.
+    c.goto(&base).await.expect("open the console");
+    fill(c, "#signin-token", "not-the-token").await;
+    click(c, "#signin-submit").await;
+    let error = text_when(c, "#signin-error", |t| !t.is_empty()).await;
+    assert!(error.contains("invalid bearer token"), "{error}");
+    assert_eq!(js(c, "return sessionStorage.length").await, json!(0));
+
+    // The right one signs in; it is kept for this tab only.
+    fill(c, "#signin-token", ADMIN_TOKEN).await;
+    click(c, "#signin-submit").await;
+    element(c, "#plan-create").await;
+    assert_eq!(
+        js(c, "return sessionStorage.getItem('tollgate.adminToken')").await,
+        json!(ADMIN_TOKEN)
+    );
+    assert_eq!(js(c, "return localStorage.length").await, json!(0));
+
+    // A plan with a daily quota on one API stage.
+    fill(c, "#plan-create input[name=name]", "console-plan").await;
+    fill(c, "#plan-create input[name=description]", "made in the console").await;
+    fill(c, "#plan-create input[name=stages]", "console-api:prod").await;
+    fill(c, "#plan-create input[name=limit]", &LIMIT.to_string()).await;
+    click(c, "#plan-create button[type=submit]").await;
+    text_when(c, "#plans-table", |t| t.contains("console-plan")).await;
+    let plan_id = id_named(t, "/usageplans", "console-plan");
+    let row = format!("#plans-table tr[data-plan-id='{plan_id}']");
+    let cells = text_when(c, &row, |t| t.contains("DAY")).await;
+    assert!(
+        cells.contains("console-api:prod") && cells.contains("made in the console"),
+        "{cells}"
+    );
+
+    // A refusal shows the API's own message: a throttle burst the API does not take.
+    fill(c, "#plan-create input[name=name]", "too-bursty").await;
+    fill(c, "#plan-create input[name=rate]", "1").await;
+    fill(c, "#plan-create input[name=burst]", "999999999999").await;
+    click(c, "#plan-create button[type=submit]").await;
+    let refused = text_when(c, "#plan-create .form-error", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("burstLimit") && refused.contains("HTTP 400"),
+        "{refused}"
+    );
+    fill(c, "#plan-create input[name=rate]", "").await;
+    fill(c, "#plan-create input[name=burst]", "").await;
+
+    // A plan named like markup is shown as the characters it is made of, and runs nothing.
+    fill(c, "#plan-create input[name=name]", XSS_NAME).await;
+    click(c, "#plan-create button[type=submit]").await;
+    let xss_id = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let list = t.admin("GET", "/usageplans", "").json();
+            let found = list["item"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|i| i["name"] == XSS_NAME)
+                .and_then(|i| i["id"].as_str().map(String::from));
+            if let Some(id) = found {
+                break id;
+            }
+            assert!(Instant::now() < deadline, "the plan was not created: {list}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let xss_row = format!("#plans-table tr[data-plan-id='{xss_id}'] th");
+    assert_eq!(text_when(c, &xss_row, |t| !t.is_empty()).await, XSS_NAME);
+    assert_no_dialog(c).await;
+    assert!(c
+        .find_all(Locator::Css("main img"))
+        .await
+        .expect("find")
+        .is_empty());
+
+    // A key with a generated value, shown once at creation.
+    click(c, "#nav a[href='#/keys']").await;
+    fill(c, "#key-create input[name=name]", "console-key").await;
+    click(c, "#key-create button[type=submit]").await;
+    let value = text_when(c, "#key-created code.secret", |t| t.len() >= 20).await;
+    assert_eq!(value.len(), 40, "{value}");
+    let key_id = id_named(t, "/apikeys", "console-key");
+    let key_row = format!("#keys-table tr[data-key-id='{key_id}']");
+    assert_eq!(text_when(c, &format!("{key_row} .enabled"), |t| !t.is_empty()).await, "yes");
+    // The server keeps values here, so the console can read it back on demand.
+    click(c, &format!("{key_row} td.value button")).await;
+    assert_eq!(
+        text_when(c, &format!("{key_row} td.value code"), |t| !t.is_empty()).await,
+        value
+    );
+
+    // Into the plan, on the plan's page.
+    c.goto(&format!("{base}#/plans/{plan_id}")).await.expect("plan page");
+    text_when(c, "main h1", |t| t == "console-plan").await;
+    element(c, "#plan-add-key select").await
+        .select_by_value(&key_id)
+        .await
+        .expect("choose the key");
+    click(c, "#plan-add-key button[type=submit]").await;
+    let plan_row = format!("#plan-keys tr[data-key-id='{key_id}']");
+    text_when(c, &format!("{plan_row} .used-today"), |t| t == "0").await;
+
+    // Real checks with the key, then the page after a reload counts them.
+    for _ in 0..CHECKS {
+        assert_eq!(http_check(t, &value), ("OK".to_string(), 200));
+    }
+    c.refresh().await.expect("reload");
+    let used = text_when(c, &format!("{plan_row} .used-today"), |t| t != "0").await;
+    assert_eq!(used, CHECKS.to_string());
+    let remaining = text_when(c, &format!("{plan_row} .remaining"), |t| !t.is_empty()).await;
+    assert_eq!(remaining, (LIMIT - CHECKS).to_string());
+    let meter = element(c, &format!("{plan_row} meter")).await;
+    assert_eq!(meter.attr("value").await.expect("meter"), Some(CHECKS.to_string()));
+    assert_eq!(meter.attr("max").await.expect("meter"), Some(LIMIT.to_string()));
+    // Today is the chart's last bar.
+    let today_bar = text_when(c, "svg.chart g.day:last-of-type text.value", |t| !t.is_empty()).await;
+    assert_eq!(today_bar, CHECKS.to_string());
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(SCREENSHOT, png).expect("write the screenshot");
+
+    // The markup-named plan's own page: a heading of text, no image, no dialog.
+    c.goto(&format!("{base}#/plans/{xss_id}")).await.expect("xss plan page");
+    assert_eq!(text_when(c, "main h1", |t| !t.is_empty()).await, XSS_NAME);
+    assert_no_dialog(c).await;
+    assert!(c
+        .find_all(Locator::Css("main img"))
+        .await
+        .expect("find")
+        .is_empty());
+
+    // Disabled in the console, refused at the next check.
+    c.goto(&format!("{base}#/keys")).await.expect("keys page");
+    click(c, &format!("{key_row} button.toggle")).await;
+    text_when(c, &format!("{key_row} .enabled"), |t| t == "no").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (verdict, status) = http_check(t, &value);
+        if verdict == "KEY_DISABLED" {
+            assert_eq!(status, 403);
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {verdict} after disabling the key");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Deleting asks first, in the page's own dialog; cancelling keeps the plan.
+    c.goto(&format!("{base}#/plans")).await.expect("plans page");
+    let delete = format!("#plans-table tr[data-plan-id='{xss_id}'] button.danger");
+    click(c, &delete).await;
+    let question = text_when(c, "#confirm-text", |t| !t.is_empty()).await;
+    assert!(question.contains(XSS_NAME), "{question}");
+    click(c, "#confirm-cancel").await;
+    assert_eq!(t.admin("GET", &format!("/usageplans/{xss_id}"), "").status, 200);
+    click(c, &delete).await;
+    click(c, "#confirm-ok").await;
+    gone(c, &format!("#plans-table tr[data-plan-id='{xss_id}']")).await;
+    assert_eq!(t.admin("GET", &format!("/usageplans/{xss_id}"), "").status, 404);
+    assert_no_dialog(c).await;
+
+    // Signing out forgets the token.
+    click(c, "#sign-out").await;
+    element(c, "#signin-token").await;
+    assert_eq!(js(c, "return sessionStorage.length").await, json!(0));
+}
+
+/// The scenario on the embedded memory store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_scenario_on_memory() {
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&["--keep-key-values"], &[]);
+    let c = driver.browser().await;
+    scenario(&t, &c).await;
+    let _ = c.close().await;
+}
+
+/// The same scenario with tollgate's records and counters in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_scenario_on_redis() {
+    let redis = RedisServer::start().expect("redis-server");
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&["--redis-url", &redis.url(), "--keep-key-values"], &[]);
+    let c = driver.browser().await;
+    scenario(&t, &c).await;
+    let _ = c.close().await;
+}
+
+/// With `--admin-unauthenticated` the console opens without asking for a token, and says
+/// why; there is no token to sign out of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_without_a_token_when_the_api_is_open() {
+    let driver = Driver::start();
+    let t = Tollgate::start(&["--admin-unauthenticated"]);
+    let c = driver.browser().await;
+    c.goto(&format!("http://127.0.0.1:{}/console", t.http_port))
+        .await
+        .expect("open the console");
+    element(&c, "#plan-create").await;
+    let status = text_when(&c, "#status", |t| !t.is_empty()).await;
+    assert!(status.contains("--admin-unauthenticated"), "{status}");
+    assert!(c
+        .find_all(Locator::Css("#signin"))
+        .await
+        .expect("find")
+        .is_empty());
+    let sign_out = c.find(Locator::Css("#sign-out")).await.expect("button");
+    assert!(!sign_out.is_displayed().await.expect("displayed"));
+    let _ = c.close().await;
+}
