@@ -54,8 +54,16 @@ impl Driver {
         let profile = tempfile::tempdir().expect("profile dir");
         let port = free_port();
         let log = std::fs::File::create(profile.path().join("chromedriver.log")).expect("log");
+        // Chromium writes under $HOME (its crash reports' database among others); a home
+        // inside the temporary directory keeps it off the machine's and names that
+        // directory on the command line of every process the browser starts.
+        let home = profile.path().join("home");
+        std::fs::create_dir_all(&home).expect("home dir");
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -116,12 +124,40 @@ impl Driver {
     }
 }
 
+/// Processes whose command line names `dir`: the browser's, since each is started with the
+/// temporary profile or home inside it.
+fn processes_naming(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Chromium's crash handlers leave the process group (they start sessions of their
+        // own), so they are found by the temporary directory their command lines name.
+        let strays = processes_naming(self.profile.path());
         // The whole group: chromedriver and the browsers it launched.
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
             .status();
+        if !strays.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(&strays)
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
