@@ -275,7 +275,10 @@ async fn scenario(t: &Tollgate, c: &Client) {
     fill(c, "#signin-token", "not-the-token").await;
     click(c, "#signin-submit").await;
     let error = text_when(c, "#signin-error", |t| !t.is_empty()).await;
-    assert!(error.contains("invalid bearer token"), "{error}");
+    assert!(
+        error.starts_with("Sign-in refused: invalid bearer token") && error.contains("HTTP 401"),
+        "{error}"
+    );
     assert_eq!(js(c, "return sessionStorage.length").await, json!(0));
 
     // The right one signs in; it is kept for this tab only.
@@ -351,6 +354,11 @@ async fn scenario(t: &Tollgate, c: &Client) {
     click(c, "#key-create button[type=submit]").await;
     let value = text_when(c, "#key-created code.secret", |t| t.len() >= 20).await;
     assert_eq!(value.len(), 40, "{value}");
+    // The form is ready for the next key, enabled by default again.
+    assert_eq!(
+        js(c, "return document.getElementById('key-create-enabled').checked").await,
+        json!(true)
+    );
     let key_id = id_named(t, "/apikeys", "console-key");
     let key_row = format!("#keys-table tr[data-key-id='{key_id}']");
     assert_eq!(text_when(c, &format!("{key_row} .enabled"), |t| !t.is_empty()).await, "yes");

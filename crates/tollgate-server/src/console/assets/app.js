@@ -3,7 +3,15 @@
 
 import { h, field } from "./dom.js";
 import { ApiError, call, setToken, token } from "./api.js";
-import { clearNotices, describe, formError, run, setAuthErrorHandler, showStatus } from "./ui.js";
+import {
+  FormError,
+  clearNotices,
+  describe,
+  formError,
+  run,
+  setAuthErrorHandler,
+  showStatus,
+} from "./ui.js";
 import { plansView } from "./plans.js";
 import { planView } from "./plan.js";
 import { keysView } from "./keys.js";
@@ -74,9 +82,9 @@ function signInView(problem) {
       [submit, input],
       async () => {
         const err = await probe(candidate);
-        if (err) {
-          throw new ApiError(err.status, `sign-in refused: ${err.message}`);
-        }
+        // A FormError, not the ApiError: a refused sign-in is shown on this form, while a
+        // 401 anywhere else means the kept token went stale.
+        if (err) throw new FormError(`Sign-in refused: ${describe(err)}`);
         setToken(candidate);
         input.value = "";
         showStatus("Signed in.");

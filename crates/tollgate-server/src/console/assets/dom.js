@@ -5,8 +5,9 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 // Applies `props` to element `el`: `class`, `text`, `on` (event listeners), `dataset`,
-// `hidden`/`disabled`/`checked`/`value`/`selected` (properties), anything else as an
-// attribute. null and undefined values are skipped.
+// `hidden`/`disabled`/`required` (properties), `value`/`checked`/`selected` (as the
+// control's default too, so that form.reset() comes back to them), anything else as an
+// attribute. null, undefined and false values are skipped.
 function apply(el, props) {
   for (const [name, value] of Object.entries(props || {})) {
     if (value === null || value === undefined || value === false) continue;
@@ -15,7 +16,16 @@ function apply(el, props) {
     else if (name === "on") {
       for (const [event, fn] of Object.entries(value)) el.addEventListener(event, fn);
     } else if (name === "dataset") Object.assign(el.dataset, value);
-    else if (["hidden", "disabled", "checked", "value", "selected", "required"].includes(name)) {
+    else if (name === "value") {
+      if ("defaultValue" in el) el.defaultValue = String(value);
+      el.value = value;
+    } else if (name === "checked") {
+      el.defaultChecked = true;
+      el.checked = true;
+    } else if (name === "selected") {
+      el.defaultSelected = true;
+      el.selected = true;
+    } else if (["hidden", "disabled", "required"].includes(name)) {
       el[name] = value;
     } else el.setAttribute(name, value === true ? "" : String(value));
   }
