@@ -1,6 +1,6 @@
 //! Drives the whole HTTP port in process: the management API (bearer, SigV4 and
-//! unauthenticated calls), `POST /v1/check`, `/v1/auth`, `/healthz` and `/metrics`, merged as
-//! `app::serve` merges them, over the memory store with the seed scenario applied.
+//! unauthenticated calls), `POST /v1/check`, `/v1/auth`, `/healthz`, `/metrics` and the
+//! console's files under `/console`, merged as `app::serve` merges them, over the memory store with the seed scenario applied.
 //!
 //! Why: every byte of these requests comes from outside the service. The target asserts
 //! that no sequence of requests panics and that none is answered with a 5xx: the memory
@@ -91,7 +91,9 @@ async fn app(seed: &ConfigFile, open: bool) -> axum::Router {
         auth: AdminAuth::from_settings(&settings).expect("valid admin settings"),
         keep_key_values: open,
     }));
-    tollgate_server::http::router(limiter).merge(admin)
+    tollgate_server::http::router(limiter)
+        .merge(admin)
+        .merge(tollgate_server::console::router())
 }
 
 async fn commit(store: &dyn CatalogStore, changes: &[Change]) {
