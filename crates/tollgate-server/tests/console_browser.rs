@@ -398,6 +398,27 @@ async fn scenario(t: &Tollgate, c: &Client) {
     let png = c.screenshot().await.expect("screenshot");
     std::fs::write(SCREENSHOT, png).expect("write the screenshot");
 
+    // Edit the limits: a throttle added and the quota raised, as PATCH operations.
+    click(c, "main details summary").await;
+    fill(c, "#plan-edit input[name=rate]", "5").await;
+    fill(c, "#plan-edit input[name=burst]", "10").await;
+    fill(c, "#plan-edit input[name=limit]", "20").await;
+    click(c, "#plan-edit button[type=submit]").await;
+    text_when(c, "#plan-throttle", |t| t == "5/s, burst 10").await;
+    text_when(c, "#plan-quota", |t| t == "20 per DAY").await;
+    text_when(c, &format!("{plan_row} .remaining"), |t| t == "17").await;
+    let plan = t.admin("GET", &format!("/usageplans/{plan_id}"), "").json();
+    assert_eq!(plan["throttle"], json!({"rateLimit": 5.0, "burstLimit": 10}), "{plan}");
+    assert_eq!(plan["quota"]["limit"], json!(20), "{plan}");
+    // Both throttle fields emptied: the throttle is removed.
+    click(c, "main details summary").await;
+    fill(c, "#plan-edit input[name=rate]", "").await;
+    fill(c, "#plan-edit input[name=burst]", "").await;
+    click(c, "#plan-edit button[type=submit]").await;
+    text_when(c, "#plan-throttle", |t| t == "—").await;
+    let plan = t.admin("GET", &format!("/usageplans/{plan_id}"), "").json();
+    assert!(plan.get("throttle").is_none(), "{plan}");
+
     // The markup-named plan's own page: a heading of text, no image, no dialog.
     c.goto(&format!("{base}#/plans/{xss_id}")).await.expect("xss plan page");
     assert_eq!(text_when(c, "main h1", |t| !t.is_empty()).await, XSS_NAME);
@@ -422,6 +443,17 @@ async fn scenario(t: &Tollgate, c: &Client) {
         assert!(Instant::now() < deadline, "still {verdict} after disabling the key");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Out of the plan again, after a confirmation.
+    c.goto(&format!("{base}#/plans/{plan_id}")).await.expect("plan page");
+    click(c, &format!("{plan_row} button")).await;
+    let question = text_when(c, "#confirm-text", |t| !t.is_empty()).await;
+    assert!(question.contains("console-key"), "{question}");
+    click(c, "#confirm-ok").await;
+    gone(c, &plan_row).await;
+    let member = t.admin("GET", &format!("/usageplans/{plan_id}/keys/{key_id}"), "");
+    assert_eq!(member.status, 404, "{}", member.body);
+    element(c, &format!("#plan-add-key option[value='{key_id}']")).await;
 
     // Deleting asks first, in the page's own dialog; cancelling keeps the plan.
     c.goto(&format!("{base}#/plans")).await.expect("plans page");
