@@ -23,7 +23,10 @@ fn assert_security_headers(r: &HttpResponse, what: &str) {
         "base-uri 'none'",
         "require-trusted-types-for 'script'",
     ] {
-        assert!(directives.contains(&want), "{what}: CSP lacks {want}: {csp}");
+        assert!(
+            directives.contains(&want),
+            "{what}: CSP lacks {want}: {csp}"
+        );
     }
     assert!(
         !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
@@ -111,8 +114,16 @@ fn page_and_every_file_it_loads() {
             "{path}: the console loads a file from outside /console/"
         );
         let r = t.http("GET", &path, &[], "");
-        assert_eq!(r.status, 200, "{path} (referenced by the console): {}", r.body);
-        assert_eq!(r.header("content-type"), Some(expected_type(&path)), "{path}");
+        assert_eq!(
+            r.status, 200,
+            "{path} (referenced by the console): {}",
+            r.body
+        );
+        assert_eq!(
+            r.header("content-type"),
+            Some(expected_type(&path)),
+            "{path}"
+        );
         assert_security_headers(&r, &path);
         assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
         if path.ends_with(".js") {
@@ -120,8 +131,16 @@ fn page_and_every_file_it_loads() {
         }
     }
     // The entry script imports the views, which import the shared modules.
-    for module in ["/console/app.js", "/console/api.js", "/console/dom.js", "/console/chart.js"] {
-        assert!(seen.contains(module), "{module} not reached from the page: {seen:?}");
+    for module in [
+        "/console/app.js",
+        "/console/api.js",
+        "/console/dom.js",
+        "/console/chart.js",
+    ] {
+        assert!(
+            seen.contains(module),
+            "{module} not reached from the page: {seen:?}"
+        );
     }
 }
 

@@ -83,7 +83,11 @@ impl Driver {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return d;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start:\n{}", d.log());
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start:\n{}",
+                d.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -196,7 +200,12 @@ async fn text_when(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
 /// Waits until nothing matches `css`.
 async fn gone(c: &Client, css: &str) {
     let deadline = Instant::now() + WAIT;
-    while !c.find_all(Locator::Css(css)).await.expect("find").is_empty() {
+    while !c
+        .find_all(Locator::Css(css))
+        .await
+        .expect("find")
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "{css} is still on the page");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -293,7 +302,12 @@ async fn scenario(t: &Tollgate, c: &Client) {
 
     // A plan with a daily quota on one API stage.
     fill(c, "#plan-create input[name=name]", "console-plan").await;
-    fill(c, "#plan-create input[name=description]", "made in the console").await;
+    fill(
+        c,
+        "#plan-create input[name=description]",
+        "made in the console",
+    )
+    .await;
     fill(c, "#plan-create input[name=stages]", "console-api:prod").await;
     fill(c, "#plan-create input[name=limit]", &LIMIT.to_string()).await;
     click(c, "#plan-create button[type=submit]").await;
@@ -335,7 +349,10 @@ async fn scenario(t: &Tollgate, c: &Client) {
             if let Some(id) = found {
                 break id;
             }
-            assert!(Instant::now() < deadline, "the plan was not created: {list}");
+            assert!(
+                Instant::now() < deadline,
+                "the plan was not created: {list}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -356,12 +373,19 @@ async fn scenario(t: &Tollgate, c: &Client) {
     assert_eq!(value.len(), 40, "{value}");
     // The form is ready for the next key, enabled by default again.
     assert_eq!(
-        js(c, "return document.getElementById('key-create-enabled').checked").await,
+        js(
+            c,
+            "return document.getElementById('key-create-enabled').checked"
+        )
+        .await,
         json!(true)
     );
     let key_id = id_named(t, "/apikeys", "console-key");
     let key_row = format!("#keys-table tr[data-key-id='{key_id}']");
-    assert_eq!(text_when(c, &format!("{key_row} .enabled"), |t| !t.is_empty()).await, "yes");
+    assert_eq!(
+        text_when(c, &format!("{key_row} .enabled"), |t| !t.is_empty()).await,
+        "yes"
+    );
     // The server keeps values here, so the console can read it back on demand.
     click(c, &format!("{key_row} td.value button")).await;
     assert_eq!(
@@ -370,9 +394,12 @@ async fn scenario(t: &Tollgate, c: &Client) {
     );
 
     // Into the plan, on the plan's page.
-    c.goto(&format!("{base}#/plans/{plan_id}")).await.expect("plan page");
+    c.goto(&format!("{base}#/plans/{plan_id}"))
+        .await
+        .expect("plan page");
     text_when(c, "main h1", |t| t == "console-plan").await;
-    element(c, "#plan-add-key select").await
+    element(c, "#plan-add-key select")
+        .await
         .select_by_value(&key_id)
         .await
         .expect("choose the key");
@@ -390,10 +417,19 @@ async fn scenario(t: &Tollgate, c: &Client) {
     let remaining = text_when(c, &format!("{plan_row} .remaining"), |t| !t.is_empty()).await;
     assert_eq!(remaining, (LIMIT - CHECKS).to_string());
     let meter = element(c, &format!("{plan_row} meter")).await;
-    assert_eq!(meter.attr("value").await.expect("meter"), Some(CHECKS.to_string()));
-    assert_eq!(meter.attr("max").await.expect("meter"), Some(LIMIT.to_string()));
+    assert_eq!(
+        meter.attr("value").await.expect("meter"),
+        Some(CHECKS.to_string())
+    );
+    assert_eq!(
+        meter.attr("max").await.expect("meter"),
+        Some(LIMIT.to_string())
+    );
     // Today is the chart's last bar.
-    let today_bar = text_when(c, "svg.chart g.day:last-of-type text.value", |t| !t.is_empty()).await;
+    let today_bar = text_when(c, "svg.chart g.day:last-of-type text.value", |t| {
+        !t.is_empty()
+    })
+    .await;
     assert_eq!(today_bar, CHECKS.to_string());
     let png = c.screenshot().await.expect("screenshot");
     std::fs::write(SCREENSHOT, png).expect("write the screenshot");
@@ -408,7 +444,11 @@ async fn scenario(t: &Tollgate, c: &Client) {
     text_when(c, "#plan-quota", |t| t == "20 per DAY").await;
     text_when(c, &format!("{plan_row} .remaining"), |t| t == "17").await;
     let plan = t.admin("GET", &format!("/usageplans/{plan_id}"), "").json();
-    assert_eq!(plan["throttle"], json!({"rateLimit": 5.0, "burstLimit": 10}), "{plan}");
+    assert_eq!(
+        plan["throttle"],
+        json!({"rateLimit": 5.0, "burstLimit": 10}),
+        "{plan}"
+    );
     assert_eq!(plan["quota"]["limit"], json!(20), "{plan}");
     // Both throttle fields emptied: the throttle is removed.
     click(c, "main details summary").await;
@@ -420,7 +460,9 @@ async fn scenario(t: &Tollgate, c: &Client) {
     assert!(plan.get("throttle").is_none(), "{plan}");
 
     // The markup-named plan's own page: a heading of text, no image, no dialog.
-    c.goto(&format!("{base}#/plans/{xss_id}")).await.expect("xss plan page");
+    c.goto(&format!("{base}#/plans/{xss_id}"))
+        .await
+        .expect("xss plan page");
     assert_eq!(text_when(c, "main h1", |t| !t.is_empty()).await, XSS_NAME);
     assert_no_dialog(c).await;
     assert!(c
@@ -440,12 +482,17 @@ async fn scenario(t: &Tollgate, c: &Client) {
             assert_eq!(status, 403);
             break;
         }
-        assert!(Instant::now() < deadline, "still {verdict} after disabling the key");
+        assert!(
+            Instant::now() < deadline,
+            "still {verdict} after disabling the key"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Out of the plan again, after a confirmation.
-    c.goto(&format!("{base}#/plans/{plan_id}")).await.expect("plan page");
+    c.goto(&format!("{base}#/plans/{plan_id}"))
+        .await
+        .expect("plan page");
     click(c, &format!("{plan_row} button")).await;
     let question = text_when(c, "#confirm-text", |t| !t.is_empty()).await;
     assert!(question.contains("console-key"), "{question}");
@@ -462,11 +509,17 @@ async fn scenario(t: &Tollgate, c: &Client) {
     let question = text_when(c, "#confirm-text", |t| !t.is_empty()).await;
     assert!(question.contains(XSS_NAME), "{question}");
     click(c, "#confirm-cancel").await;
-    assert_eq!(t.admin("GET", &format!("/usageplans/{xss_id}"), "").status, 200);
+    assert_eq!(
+        t.admin("GET", &format!("/usageplans/{xss_id}"), "").status,
+        200
+    );
     click(c, &delete).await;
     click(c, "#confirm-ok").await;
     gone(c, &format!("#plans-table tr[data-plan-id='{xss_id}']")).await;
-    assert_eq!(t.admin("GET", &format!("/usageplans/{xss_id}"), "").status, 404);
+    assert_eq!(
+        t.admin("GET", &format!("/usageplans/{xss_id}"), "").status,
+        404
+    );
     assert_no_dialog(c).await;
 
     // Signing out forgets the token.

@@ -137,7 +137,10 @@ async fn file(Path(file): Path<String>, headers: HeaderMap) -> Response {
 }
 
 fn serve(path: &str, request: &HeaderMap) -> Response {
-    let found = ASSETS.iter().zip(ETAGS.iter()).find(|(a, _)| a.path == path);
+    let found = ASSETS
+        .iter()
+        .zip(ETAGS.iter())
+        .find(|(a, _)| a.path == path);
     let Some((asset, etag)) = found else {
         return AdminError::not_found(format!("no console file at /console/{path}"))
             .into_response();
