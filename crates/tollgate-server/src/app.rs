@@ -63,6 +63,15 @@ fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Every route of the HTTP port: check, auth_request, health and metrics, the management
+/// API and the console. `serve` and the http_router fuzz target both build the port here,
+/// so what is fuzzed is what is served.
+pub fn http_routes(limiter: Arc<Limiter>, admin: Arc<AdminState>) -> axum::Router {
+    http::router(limiter)
+        .merge(admin::router(admin))
+        .merge(console::router())
+}
+
 /// Runs tollgate until `shutdown` resolves.
 pub async fn serve(
     settings: ServeSettings,
@@ -117,12 +126,12 @@ pub async fn serve(
     } else if !admin_auth.has_credentials() {
         info!("the management API is closed: no TOLLGATE_ADMIN_TOKEN or TOLLGATE_ADMIN_ACCESS_KEY_ID set");
     }
-    let admin = admin::router(Arc::new(AdminState {
+    let admin = Arc::new(AdminState {
         sync: sync.clone(),
         store,
         auth: admin_auth,
         keep_key_values: settings.admin.keep_key_values,
-    }));
+    });
     let grpc_listener = TcpListener::bind(settings.grpc_addr)
         .await
         .with_context(|| format!("cannot listen for gRPC on {}", settings.grpc_addr))?;
@@ -154,7 +163,7 @@ pub async fn serve(
     tokio::spawn(sync.run(wait(rx.clone())));
     let http_task = tokio::spawn(http::serve(
         http_listener,
-        http::router(limiter).merge(admin).merge(console::router()),
+        http_routes(limiter, admin),
         wait(rx),
     ));
     let grace = Duration::from_millis(settings.shutdown_grace_ms);

@@ -1,6 +1,7 @@
 //! Drives the whole HTTP port in process: the management API (bearer, SigV4 and
 //! unauthenticated calls), `POST /v1/check`, `/v1/auth`, `/healthz`, `/metrics` and the
-//! console's files under `/console`, merged as `app::serve` merges them, over the memory store with the seed scenario applied.
+//! console's files under `/console`, built by `app::http_routes` as `app::serve` builds
+//! them, over the memory store with the seed scenario applied.
 //!
 //! Why: every byte of these requests comes from outside the service. The target asserts
 //! that no sequence of requests panics and that none is answered with a 5xx: the memory
@@ -85,15 +86,13 @@ async fn app(seed: &ConfigFile, open: bool) -> axum::Router {
             ..AdminSettings::default()
         }
     };
-    let admin = admin::router(Arc::new(AdminState {
+    let admin = Arc::new(AdminState {
         sync,
         store,
         auth: AdminAuth::from_settings(&settings).expect("valid admin settings"),
         keep_key_values: open,
-    }));
-    tollgate_server::http::router(limiter)
-        .merge(admin)
-        .merge(tollgate_server::console::router())
+    });
+    tollgate_server::app::http_routes(limiter, admin)
 }
 
 async fn commit(store: &dyn CatalogStore, changes: &[Change]) {
