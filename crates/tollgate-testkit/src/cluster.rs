@@ -13,13 +13,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::HarnessError;
-use crate::resp::{info_field, Conn};
+use crate::resp::{info_field, Conn, Reply};
 use crate::server::RedisServer;
 
 const REDIS_CLI: &str = "redis-cli";
 /// `--cluster-node-timeout`, in milliseconds: short, so failure tests see a stopped master
 /// marked as failed within a few seconds.
 const NODE_TIMEOUT_MS: &str = "2000";
+/// Connect, read and write timeout of one admin command.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `redis-cli --cluster create` may take.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the nodes may take to agree, once created.
@@ -78,6 +80,36 @@ impl RedisCluster {
     /// [`pause`](RedisServer::pause) one of them in a failure test.
     pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
         &mut self.nodes
+    }
+
+    /// Sends one command to node `node` (an index into [`nodes`](Self::nodes)); an error
+    /// reply is an error.
+    pub(crate) fn admin(&self, node: usize, args: &[&str]) -> Result<Reply, HarnessError> {
+        let port = self.nodes[node].port();
+        let failed = |reply: String| HarnessError::Command {
+            node: format!("127.0.0.1:{port}"),
+            command: args.join(" "),
+            reply,
+        };
+        let reply = Conn::connect(port, ADMIN_TIMEOUT)
+            .and_then(|mut c| c.call(args))
+            .map_err(|e| failed(e.to_string()))?;
+        match reply {
+            Reply::Error(e) => Err(failed(e)),
+            ok => Ok(ok),
+        }
+    }
+
+    /// The text of `INFO <section>` of node `node`, e.g. `errorstats` to count the `MOVED`
+    /// and `ASK` redirections it answered.
+    pub fn info(&self, node: usize, section: &str) -> Result<String, HarnessError> {
+        self.admin(node, &["INFO", section])?
+            .text()
+            .ok_or_else(|| HarnessError::Command {
+                node: format!("127.0.0.1:{}", self.nodes[node].port()),
+                command: format!("INFO {section}"),
+                reply: "not text".into(),
+            })
     }
 
     /// Waits until every node reports `cluster_state:ok`, all slots assigned and all nodes
