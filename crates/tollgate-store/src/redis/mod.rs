@@ -10,6 +10,9 @@
 //! in Sentinel mode, the `sentinel` submodule finds the master and follows it across
 //! failovers. The `tls` submodule reads a private CA and a client certificate for
 //! `rediss://`, and `cluster_pool` pools Cluster connections whose client carries them.
+//! While Cluster slots migrate, `node_conn` keeps an `ASK` redirect's `ASKING` glued to its
+//! command, and `cluster_call` sends a command refused with `TRYAGAIN` again until the call's
+//! deadline.
 //!
 //! A check of several batches ([`Store::check_all`]) is also one `EVALSHA` on standalone and
 //! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
@@ -17,7 +20,9 @@
 
 mod calendar_hint;
 mod catalog;
+mod cluster_call;
 mod cluster_pool;
+mod node_conn;
 mod script_call;
 mod sentinel;
 mod tls;
@@ -210,6 +215,13 @@ fn connection_config(timeout: Duration) -> redis::AsyncConnectionConfig {
         .set_response_timeout(None)
 }
 
+/// Longest pause, in ms, of the cluster client between two tries of a command the cluster
+/// asked to retry. Its pauses are drawn from 1 ms up to 2, 4, 8, ... ms, capped here: a
+/// check waiting out a slot migration is answered at most this long after it completes,
+/// and a slot in migration, or a cluster down, sees a retry per check every 16 ms on average.
+/// After its 16 tries (a few hundred ms), `cluster_call` goes on until the call's deadline.
+const CLUSTER_RETRY_MAX_WAIT_MS: u64 = 32;
+
 /// A configuration the redis crate or the pool refuses, as the store's error.
 fn config_error(e: impl fmt::Display) -> StoreError {
     StoreError::Config(e.to_string())
@@ -304,7 +316,13 @@ impl RedisStore {
             }
             RedisMode::Cluster => {
                 // The cluster client has no answer timeout of its own, so the store's applies.
-                let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone());
+                // Its pause before retrying TRYAGAIN (a slot in migration), CLUSTERDOWN or
+                // LOADING is 1.28 s at least by default, longer than a check may take: so short
+                // pauses, doubling (see `CLUSTER_RETRY_MAX_WAIT_MS`).
+                let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                    .min_retry_wait(1)
+                    .retry_wait_formula(1, 2)
+                    .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS);
                 if let Some(certs) = certs {
                     builder = builder.certs(certs);
                 }
@@ -342,7 +360,9 @@ impl RedisStore {
                 generation: 0,
             },
             Pool::Cluster(p) => Slotted {
-                conn: Conn::Cluster((*p.get().await.map_err(pool_error)?).clone()),
+                conn: Conn::Cluster(cluster_call::ClusterCall::new(
+                    (*p.get().await.map_err(pool_error)?).clone(),
+                )),
                 generation: 0,
             },
             Pool::Sentinel(m) => {
@@ -364,11 +384,14 @@ impl RedisStore {
         }
     }
 
+    /// Runs `f` on a slotted connection within the timeout. On Cluster, a command refused
+    /// with `TRYAGAIN` is sent again until the timeout (see `cluster_call`).
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, redis::RedisError>,
     {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let work = async {
             let mut conn = match slot.load_full() {
                 Some(s) if s.generation == self.generation() => s.conn.clone(),
@@ -382,6 +405,9 @@ impl RedisStore {
                     c
                 }
             };
+            if let Conn::Cluster(c) = &mut conn {
+                c.set_deadline(deadline);
+            }
             f(&mut conn).await.map_err(|e| {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     slot.store(None);
@@ -389,7 +415,7 @@ impl RedisStore {
                 StoreError::from(e)
             })
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(r) => r,
             Err(_) => {
                 // A hung connection would hold up every call multiplexed on it: replace it.
@@ -411,7 +437,7 @@ struct Slotted {
 #[derive(Clone)]
 enum Conn {
     Multiplexed(redis::aio::MultiplexedConnection),
-    Cluster(redis::cluster_async::ClusterConnection),
+    Cluster(cluster_call::ClusterCall),
 }
 
 impl redis::aio::ConnectionLike for Conn {
