@@ -8,7 +8,7 @@ use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
-use tollgate_testkit::RedisServer;
+use tollgate_testkit::{RedisCluster, RedisServer, TlsFiles};
 
 fn self_signed(dir: &Path) {
     let status = Command::new("openssl")
@@ -38,8 +38,13 @@ fn self_signed(dir: &Path) {
 }
 
 fn quota_batch() -> LimitBatch {
+    quota_batch_for("p:tls")
+}
+
+/// A quota of 2 a day on `tag`.
+fn quota_batch_for(tag: &str) -> LimitBatch {
     LimitBatch {
-        tag: "p:tls".into(),
+        tag: tag.into(),
         limits: vec![Limit {
             name: "q".into(),
             kind: LimitKind::Quota(QuotaLimit {
@@ -185,28 +190,18 @@ fn private_pki(dir: &Path) {
 /// A redis-server with the private CA's server certificate on a TLS port (the plain port is
 /// the harness's), asking clients for a certificate when `auth_clients`; and that port.
 fn private_tls_server(dir: &Path, auth_clients: bool) -> (RedisServer, u16) {
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
-    let server = RedisServer::start_with_args(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &path("server.pem"),
-        "--tls-key-file",
-        &path("server.key"),
-        "--tls-ca-cert-file",
-        &path("ca.pem"),
-        "--tls-auth-clients",
-        if auth_clients { "yes" } else { "no" },
-        "--requirepass",
-        "tls-s3cret",
-    ])
+    let server = RedisServer::start_tls(
+        &server_files(dir),
+        &[
+            "--tls-auth-clients",
+            if auth_clients { "yes" } else { "no" },
+            "--requirepass",
+            "tls-s3cret",
+        ],
+    )
     .unwrap();
-    (server, tls_port)
+    let port = server.tls_port().expect("a TLS port");
+    (server, port)
 }
 
 fn tls_store(url: String, tls: RedisTlsFiles) -> Result<RedisStore, StoreError> {
@@ -466,4 +461,36 @@ async fn sentinel_over_tls() {
         .await
         .unwrap();
     assert_eq!(n, 2);
+}
+
+/// The private CA's server certificate, key and CA file in `dir`, as the testkit takes them.
+fn server_files(dir: &Path) -> TlsFiles {
+    TlsFiles {
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server.key"),
+        ca_file: dir.join("ca.pem"),
+    }
+}
+
+fn cluster_store(cluster: &RedisCluster, ca_file: &Path) -> RedisStore {
+    let mut cfg = RedisConfig::new(RedisMode::Cluster, cluster.tls_urls());
+    cfg.tls.ca_file = Some(ca_file.to_path_buf());
+    cfg.timeout = std::time::Duration::from_secs(2);
+    RedisStore::new(&cfg).unwrap()
+}
+
+/// A TLS cluster whose certificates the given CA did not sign is refused at the first call
+/// (the start-up ping) with a configuration error that names the CA file, not retried as
+/// "unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_another_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
+    let other = dir.path().join("other-ca.pem");
+    let e = cluster_store(&cluster, &other).ping().await.unwrap_err();
+    let shown = e.to_string();
+    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    assert!(!e.is_transient());
+    assert!(shown.contains(&other.display().to_string()), "{shown}");
 }

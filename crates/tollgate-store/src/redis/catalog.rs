@@ -9,6 +9,7 @@
 use super::{RedisMode, RedisStore};
 use crate::catalog::PlanRecord;
 use crate::catalog::{CatalogRecords, CatalogStore, Change, ChangeStream, Commit, KeyRecord};
+use crate::error::classify;
 use crate::keys;
 use crate::StoreError;
 use async_trait::async_trait;
@@ -188,7 +189,7 @@ impl CatalogStore for RedisStore {
                         msg.get_payload::<u64>().unwrap_or(0)
                     })));
                 }
-                Ok(Err(e)) => last_error = StoreError::from(e),
+                Ok(Err(e)) => last_error = classify(e, self.ca_file()),
                 Err(_) => last_error = StoreError::Timeout(self.timeout.as_millis() as u64),
             }
         }

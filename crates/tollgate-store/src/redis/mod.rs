@@ -31,12 +31,14 @@ pub use calendar_hint::CalendarHint;
 pub use script_call::{unpack_integers, LuaScript, ScriptCall, StaticScript};
 pub use tls::RedisTlsFiles;
 
+use crate::error::classify;
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use redis::Script;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -187,6 +189,8 @@ pub struct RedisStore {
     timeout: Duration,
     mode: RedisMode,
     urls: Vec<String>,
+    /// The private CA's file, named when a server's certificate is not trusted.
+    ca_file: Option<PathBuf>,
 }
 
 /// Picks rustls' crypto provider for `rediss://` connections. rustls refuses to guess when
@@ -198,6 +202,11 @@ fn install_tls_provider() {
 impl RedisStore {
     fn is_cluster(&self) -> bool {
         matches!(self.pool, Pool::Cluster(_))
+    }
+
+    /// The private CA's file given for `rediss://`, if any.
+    pub(super) fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 }
 
@@ -348,6 +357,7 @@ impl RedisStore {
             timeout: config.timeout,
             mode: config.mode,
             urls: config.urls.clone(),
+            ca_file: config.tls.ca_file.clone(),
         })
     }
 
@@ -356,12 +366,14 @@ impl RedisStore {
     async fn checkout(&self) -> Result<Slotted, StoreError> {
         Ok(match &self.pool {
             Pool::Standalone(p) => Slotted {
-                conn: Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
+                conn: Conn::Multiplexed(
+                    (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
+                ),
                 generation: 0,
             },
             Pool::Cluster(p) => Slotted {
                 conn: Conn::Cluster(cluster_call::ClusterCall::new(
-                    (*p.get().await.map_err(pool_error)?).clone(),
+                    (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
                 )),
                 generation: 0,
             },
@@ -412,7 +424,7 @@ impl RedisStore {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                     slot.store(None);
                 }
-                StoreError::from(e)
+                classify(e, self.ca_file())
             })
         };
         match tokio::time::timeout_at(deadline, work).await {
@@ -471,9 +483,10 @@ impl redis::aio::ConnectionLike for Conn {
     }
 }
 
-fn pool_error(e: deadpool_redis::PoolError) -> StoreError {
+/// A pool's error as the store's; `ca_file` as for [`classify`].
+fn pool_error(e: deadpool_redis::PoolError, ca_file: Option<&Path>) -> StoreError {
     match e {
-        deadpool_redis::PoolError::Backend(b) => StoreError::from(b),
+        deadpool_redis::PoolError::Backend(b) => classify(b, ca_file),
         other => StoreError::Unavailable(other.to_string()),
     }
 }
