@@ -479,6 +479,59 @@ fn cluster_store(cluster: &RedisCluster, ca_file: &Path) -> RedisStore {
     RedisStore::new(&cfg).unwrap()
 }
 
+/// Redis Cluster over TLS: nodes whose certificates the private CA signed, speaking TLS to
+/// each other too. With the CA file, the store reaches every master (the seeds, and the
+/// nodes `CLUSTER SLOTS` names by their TLS ports), keeps state there, and subscribes to
+/// catalog changes over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_over_tls() {
+    use futures_util::StreamExt;
+    use tollgate_store::catalog::{Change, Commit, PlanRecord};
+    use tollgate_store::CatalogStore;
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
+    let store = cluster_store(&cluster, &dir.path().join("ca.pem"));
+    store.ping().await.unwrap();
+    for k in 0..30 {
+        let batch = quota_batch_for(&format!("p:tls{k}"));
+        assert!(store.check(&batch).await.unwrap().admitted);
+        assert!(store.check(&batch).await.unwrap().admitted);
+        assert!(!store.check(&batch).await.unwrap().admitted, "key {k}");
+    }
+    for node in 0..3 {
+        let keyspace = cluster.info(node, "keyspace").unwrap();
+        assert!(
+            keyspace.contains("db0:keys="),
+            "node {node} holds no key: {keyspace}"
+        );
+    }
+    let mut changes = store
+        .subscribe()
+        .await
+        .expect("catalog changes are subscribed over TLS with the CA file");
+    let plan = tollgate_core::plan::UsagePlan {
+        id: "p1".into(),
+        name: "p1".into(),
+        description: None,
+        throttle: None,
+        quota: None,
+        api_stages: vec![],
+        quota_start_s: 0,
+    };
+    let put = [Change::PutPlan(PlanRecord {
+        plan,
+        tags: Default::default(),
+    })];
+    assert_eq!(store.commit(0, &put).await.unwrap(), Commit::Applied(1));
+    let version = tokio::time::timeout(std::time::Duration::from_secs(2), changes.next()).await;
+    assert_eq!(
+        version.unwrap(),
+        Some(1),
+        "the commit was notified over TLS"
+    );
+}
+
 /// A TLS cluster whose certificates the given CA did not sign is refused at the first call
 /// (the start-up ping) with a configuration error that names the CA file, not retried as
 /// "unavailable".

@@ -189,6 +189,9 @@ pub struct RedisStore {
     timeout: Duration,
     mode: RedisMode,
     urls: Vec<String>,
+    /// The private CA and client certificate for `rediss://`, for connections made outside
+    /// the pools (catalog notifications).
+    certs: Option<redis::TlsCertificates>,
     /// The private CA's file, named when a server's certificate is not trusted.
     ca_file: Option<PathBuf>,
 }
@@ -332,8 +335,8 @@ impl RedisStore {
                     .min_retry_wait(1)
                     .retry_wait_formula(1, 2)
                     .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS);
-                if let Some(certs) = certs {
-                    builder = builder.certs(certs);
+                if let Some(certs) = &certs {
+                    builder = builder.certs(certs.clone());
                 }
                 let client = builder.build().map_err(config_error)?;
                 Pool::Cluster(
@@ -344,9 +347,10 @@ impl RedisStore {
                         .map_err(config_error)?,
                 )
             }
-            RedisMode::Sentinel => {
-                Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(config, certs)?))
-            }
+            RedisMode::Sentinel => Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(
+                config,
+                certs.clone(),
+            )?)),
         };
         Ok(RedisStore {
             pool,
@@ -357,6 +361,7 @@ impl RedisStore {
             timeout: config.timeout,
             mode: config.mode,
             urls: config.urls.clone(),
+            certs,
             ca_file: config.tls.ca_file.clone(),
         })
     }
