@@ -177,6 +177,28 @@ fn bad_redis_tls_file_stops_start() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `rediss://...#insecure` (no certificate checked) with `--redis-tls-ca-file` (check them
+/// against this CA) contradict each other: refused at start, naming both.
+#[test]
+fn insecure_url_with_a_ca_file_stops_start() {
+    let file = support::temp_config("usagePlans: []\n");
+    let (code, _, err) = tollgate(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--redis-url",
+        "rediss://127.0.0.1:1/#insecure",
+        "--redis-tls-ca-file",
+        "/etc/tollgate/ca.pem",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("#insecure") && err.contains("`/etc/tollgate/ca.pem`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// Runs `tollgate` with `args` for at most `limit`, killing it if it runs longer; its exit code
 /// (`None` if it was still running) and stderr.
 fn tollgate_within(args: &[&str], limit: std::time::Duration) -> (Option<i32>, String) {

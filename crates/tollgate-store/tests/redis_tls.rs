@@ -373,6 +373,44 @@ fn bad_tls_files_refused_at_start() {
     .unwrap();
 }
 
+/// `#insecure` turns every certificate check off and a CA file asks for them against that
+/// CA: together they are a contradiction, refused at start in every topology with a message
+/// naming both, rather than a CA file silently ignored.
+#[test]
+fn insecure_with_a_ca_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let ca = dir.path().join("ca.pem");
+    for mode in [
+        RedisMode::Standalone,
+        RedisMode::Cluster,
+        RedisMode::Sentinel,
+    ] {
+        let mut cfg = RedisConfig::new(
+            mode,
+            vec!["rediss://:s3cret@127.0.0.1:1/#insecure".to_string()],
+        );
+        cfg.tls.ca_file = Some(ca.clone());
+        let e = match RedisStore::new(&cfg) {
+            Ok(_) => panic!("{mode:?}: #insecure with a CA file was accepted"),
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        assert!(matches!(e, StoreError::Config(_)), "{mode:?}: {e:?}");
+        assert!(shown.contains("#insecure"), "{shown}");
+        assert!(shown.contains(&ca.display().to_string()), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    // A client certificate alone does not ask for the server's to be checked: allowed.
+    let mut cfg = RedisConfig::new(
+        RedisMode::Standalone,
+        vec!["rediss://127.0.0.1:1/#insecure".to_string()],
+    );
+    cfg.tls.cert_file = Some(dir.path().join("client.pem"));
+    cfg.tls.key_file = Some(dir.path().join("client.key"));
+    RedisStore::new(&cfg).unwrap();
+}
+
 /// A sentinel process, killed on drop.
 struct Sentinel(std::process::Child);
 

@@ -145,6 +145,16 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+/// Whether `url` asks for TLS without checking certificates (`rediss://...#insecure`).
+fn is_insecure_tls(url: &str) -> bool {
+    redis::IntoConnectionInfo::into_connection_info(url).is_ok_and(|info| {
+        matches!(
+            info.addr(),
+            redis::ConnectionAddr::TcpTls { insecure: true, .. }
+        )
+    })
+}
+
 /// `redis://user:secret@host:6379/0` → `redis://***@host:6379/0`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -296,6 +306,17 @@ impl RedisStore {
         }
         if config.urls.iter().any(|u| u.starts_with("rediss://")) {
             install_tls_provider();
+        }
+        if let Some(ca_file) = &config.tls.ca_file {
+            // `#insecure` checks no certificate at all: with it, the redis crate would use the
+            // CA file for nothing, and the operator who gave one would believe it in force.
+            if let Some(url) = config.urls.iter().find(|u| is_insecure_tls(u)) {
+                return Err(StoreError::Config(format!(
+                    "`{}` ends in #insecure, which turns TLS certificate checks off, while --redis-tls-ca-file `{}` asks to check them against that CA; drop one of the two",
+                    redact_url(url),
+                    ca_file.display()
+                )));
+            }
         }
         let certs = config.tls.load()?;
         if certs.is_some() {
