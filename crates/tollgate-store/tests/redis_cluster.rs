@@ -208,3 +208,39 @@ async fn moved_keys_are_followed_by_ask() {
     migration.finish().unwrap();
     assert_eq!(used(&store, tag).await, 1 + 200);
 }
+
+/// Each of the store's connection slots holds a Cluster connection of its own, so the pool
+/// makes `pool_size` of them even when calls come one at a time (it used to give every slot
+/// the same idle one). The redis crate's Cluster connection can stall all its calls while it
+/// reloads the slot map (under a reshard); with one shared connection every check stalled.
+/// Counted by the connections each master sees from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_slot_has_its_own_cluster_connection() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let mut config = RedisConfig::new(RedisMode::Cluster, cluster.urls());
+    config.pool_size = 4;
+    let store = RedisStore::new(&config).unwrap();
+    let clients = |node: usize| -> usize {
+        let info = cluster.info(node, "clients").unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before: Vec<usize> = (0..3).map(clients).collect();
+    for i in 0..40 {
+        store
+            .check(&batch(&format!("mig:conn{i}"), 1))
+            .await
+            .unwrap();
+    }
+    for (node, before) in before.into_iter().enumerate() {
+        assert_eq!(
+            clients(node) - before,
+            4,
+            "node {node}: one connection from each of the 4 slots"
+        );
+    }
+}

@@ -54,3 +54,6 @@ impl managed::Manager for ClusterManager {
 
 /// A pool of Cluster connections.
 pub(super) type ClusterPool = managed::Pool<ClusterManager>;
+
+/// A Cluster connection checked out of its pool.
+pub(super) type Pooled = managed::Object<ClusterManager>;

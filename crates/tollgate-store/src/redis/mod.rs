@@ -192,9 +192,14 @@ enum Pool {
 /// (many concurrent calls pipelined on one socket), so the store keeps `pool_size` of them in
 /// slots, hands out cheap clones round-robin, and goes back to the pool (which creates and
 /// health-checks connections) only to fill a slot that is empty or whose connection failed.
+/// On standalone and Sentinel a slot hands its connection back to the pool at once, so slots
+/// filled one call at a time share one connection; a Cluster slot keeps its own (see
+/// `Slotted::pooled` for why).
 pub struct RedisStore {
     pool: Pool,
     slots: Vec<ArcSwapOption<Slotted>>,
+    /// Held while the slot of the same index is being filled; see [`RedisStore::fill`].
+    filling: Vec<tokio::sync::Mutex<()>>,
     next: AtomicUsize,
     timeout: Duration,
     mode: RedisMode,
@@ -378,6 +383,9 @@ impl RedisStore {
             slots: (0..config.pool_size.max(1))
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
+            filling: (0..config.pool_size.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             next: AtomicUsize::new(0),
             timeout: config.timeout,
             mode: config.mode,
@@ -396,21 +404,43 @@ impl RedisStore {
                     (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
                 ),
                 generation: 0,
+                pooled: None,
             },
-            Pool::Cluster(p) => Slotted {
-                conn: Conn::Cluster(cluster_call::ClusterCall::new(
-                    (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
-                )),
-                generation: 0,
-            },
+            Pool::Cluster(p) => {
+                let pooled = p.get().await.map_err(|e| pool_error(e, self.ca_file()))?;
+                Slotted {
+                    conn: Conn::Cluster(cluster_call::ClusterCall::new((*pooled).clone())),
+                    generation: 0,
+                    pooled: Some(pooled),
+                }
+            }
             Pool::Sentinel(m) => {
                 let (c, generation) = m.connection().await?;
                 Slotted {
                     conn: Conn::Multiplexed(c),
                     generation,
+                    pooled: None,
                 }
             }
         })
+    }
+
+    /// Fills slot `index` from the pool, unless another call has meanwhile, and gives its
+    /// connection. One call at a time fills a slot: a Cluster slot keeps its connection checked
+    /// out, and a burst of calls each checking one out for the same empty slot would drain the
+    /// pool (the rest waiting for connections no slot hands back).
+    async fn fill(&self, index: usize) -> Result<Conn, StoreError> {
+        let _filling = self.filling[index].lock().await;
+        let slot = &self.slots[index];
+        if let Some(s) = slot.load_full() {
+            if s.generation == self.generation() {
+                return Ok(s.conn.clone());
+            }
+        }
+        let s = self.checkout().await?;
+        let conn = s.conn.clone();
+        slot.store(Some(Arc::new(s)));
+        Ok(conn)
     }
 
     /// The generation slotted connections must have to be used: a Sentinel failover starts
@@ -428,27 +458,23 @@ impl RedisStore {
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, redis::RedisError>,
     {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[index];
         let deadline = tokio::time::Instant::now() + self.timeout;
         let work = async {
             let mut conn = match slot.load_full() {
                 Some(s) if s.generation == self.generation() => s.conn.clone(),
-                _ => {
-                    // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
-                    // every check's future that big (copied on each call), though it runs
-                    // only to fill an empty slot.
-                    let s = Box::pin(self.checkout()).await?;
-                    let c = s.conn.clone();
-                    slot.store(Some(Arc::new(s)));
-                    c
-                }
+                // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
+                // every check's future that big (copied on each call), though it runs only
+                // to fill an empty slot.
+                _ => Box::pin(self.fill(index)).await?,
             };
             if let Conn::Cluster(c) = &mut conn {
                 c.set_deadline(deadline);
             }
             f(&mut conn).await.map_err(|e| {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-                    slot.store(None);
+                    discard(slot);
                 }
                 classify(e, self.ca_file())
             })
@@ -457,7 +483,7 @@ impl RedisStore {
             Ok(r) => r,
             Err(_) => {
                 // A hung connection would hold up every call multiplexed on it: replace it.
-                slot.store(None);
+                discard(slot);
                 Err(StoreError::Timeout(self.timeout.as_millis() as u64))
             }
         }
@@ -468,6 +494,29 @@ impl RedisStore {
 struct Slotted {
     conn: Conn,
     generation: u64,
+    /// A Cluster connection stays checked out of its pool while its slot holds it.
+    ///
+    /// Why: handed back at once (as the other topologies' are), the pool gives the same idle
+    /// connection to every slot filled one call at a time, and all checks then share one
+    /// Cluster connection. The redis crate's Cluster connection stops answering all its calls
+    /// while it reloads its slot map, and during a reshard under load (every slot moved is a
+    /// `MOVED` and a reload) that reload could wait on calls it had itself stopped until
+    /// they timed out: with one shared connection every check failed (the `cluster_reshard`
+    /// example, 64 and 128 checks in flight: 64-391 timeouts a run; with a connection per
+    /// slot, none in 7 runs).
+    pooled: Option<cluster_pool::Pooled>,
+}
+
+/// Empties `slot`, whose connection failed or hung. A Cluster connection is taken out of its
+/// pool rather than handed back, where the next checkout would wait on it to answer a `PING`.
+fn discard(slot: &ArcSwapOption<Slotted>) {
+    let pooled = slot
+        .swap(None)
+        .and_then(Arc::into_inner)
+        .and_then(|s| s.pooled);
+    if let Some(pooled) = pooled {
+        drop(deadpool::managed::Object::take(pooled));
+    }
 }
 
 /// A multiplexed connection of any topology, so one code path serves all three. Cloning
