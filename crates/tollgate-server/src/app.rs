@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tollgate_core::catalog::Catalog;
 use tollgate_store::{
-    CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store,
+    CatalogStore, MemoryStore, RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError,
 };
 use tracing::{info, warn};
 
@@ -89,9 +89,15 @@ pub async fn serve(
         keys = catalog.keys().count(),
         "starting"
     );
-    if let Err(e) = store.ping().await {
+    match store.ping().await {
+        Ok(()) => {}
+        // Redis answered and refused tollgate (its credentials, ACL user or TLS settings):
+        // no wait mends that, and every check would fail, so stop and say why.
+        Err(e @ StoreError::Config(_)) => {
+            return Err(anyhow::Error::new(e).context("the limit store refused tollgate"))
+        }
         // Not fatal: the store may come up later; checks follow the failure mode meanwhile.
-        warn!(error = %e, "limit store not reachable yet");
+        Err(e) => warn!(error = %e, "limit store not reachable yet"),
     }
     let limiter = Limiter::new(
         catalog,

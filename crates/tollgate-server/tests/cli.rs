@@ -177,6 +177,85 @@ fn bad_redis_tls_file_stops_start() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `rediss://...#insecure` (no certificate checked) with `--redis-tls-ca-file` (check them
+/// against this CA) contradict each other: refused at start, naming both.
+#[test]
+fn insecure_url_with_a_ca_file_stops_start() {
+    let file = support::temp_config("usagePlans: []\n");
+    let (code, _, err) = tollgate(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--redis-url",
+        "rediss://127.0.0.1:1/#insecure",
+        "--redis-tls-ca-file",
+        "/etc/tollgate/ca.pem",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("#insecure") && err.contains("`/etc/tollgate/ca.pem`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Runs `tollgate` with `args` for at most `limit`, killing it if it runs longer; its exit code
+/// (`None` if it was still running) and stderr.
+fn tollgate_within(args: &[&str], limit: std::time::Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_REDIS_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tollgate");
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+    }
+    (code, err)
+}
+
+/// A Redis that refuses tollgate's credentials stops `serve` at start with a message saying
+/// so, instead of a service that runs and fails every check: no wait mends a wrong password.
+#[test]
+fn refused_credentials_stop_serve_at_start() {
+    let server = tollgate_testkit::RedisServer::start_with_password("s3cret-pw").unwrap();
+    let url = format!("redis://:wrong@127.0.0.1:{}/", server.port());
+    let (code, err) = tollgate_within(
+        &[
+            "serve",
+            "--redis-url",
+            &url,
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        std::time::Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("Redis refused tollgate's credentials"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong@"), "the password is not shown: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 /// The README's command-line table names every flag of `tollgate serve --help`, with the
 /// same environment variable and default, so the two cannot drift apart.
 #[test]

@@ -257,6 +257,36 @@ async fn auth_from_url() {
     assert!(anonymous.check(&plan_batch("p1:k4", 1)).await.is_err());
 }
 
+/// A Redis that needs a password, reached without one or with a wrong one (or given one it
+/// does not need), refuses tollgate: that is a configuration error saying so, at the
+/// start-up ping and at every check, never "unavailable" (a retry cannot mend it) nor a
+/// "protocol" error (it is no bug).
+#[tokio::test]
+async fn refused_credentials_are_a_configuration_error() {
+    let server = RedisServer::start_with_password("s3cret-pw").unwrap();
+    let open = RedisServer::start().unwrap();
+    let urls = [
+        server.url(),
+        format!("redis://:wrong@127.0.0.1:{}/", server.port()),
+        format!("redis://nobody:s3cret-pw@127.0.0.1:{}/", server.port()),
+        format!("redis://:unneeded@127.0.0.1:{}/", open.port()),
+    ];
+    for url in urls {
+        let store = store_for(url.clone());
+        let ping = store.ping().await.unwrap_err();
+        let check = store.check(&plan_batch("p1:auth", 1)).await.unwrap_err();
+        for e in [ping, check] {
+            let shown = e.to_string();
+            assert!(matches!(e, StoreError::Config(_)), "{url}: {e:?}");
+            assert!(!e.is_transient(), "{url}");
+            assert!(
+                shown.contains("Redis refused tollgate's credentials"),
+                "{url}: {shown}"
+            );
+        }
+    }
+}
+
 /// With Redis down, a check fails fast with a transient error, and succeeds again once
 /// Redis is back, without a new store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

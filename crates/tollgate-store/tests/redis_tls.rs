@@ -8,7 +8,7 @@ use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
-use tollgate_testkit::RedisServer;
+use tollgate_testkit::{RedisCluster, RedisServer, TlsFiles};
 
 fn self_signed(dir: &Path) {
     let status = Command::new("openssl")
@@ -38,8 +38,13 @@ fn self_signed(dir: &Path) {
 }
 
 fn quota_batch() -> LimitBatch {
+    quota_batch_for("p:tls")
+}
+
+/// A quota of 2 a day on `tag`.
+fn quota_batch_for(tag: &str) -> LimitBatch {
     LimitBatch {
-        tag: "p:tls".into(),
+        tag: tag.into(),
         limits: vec![Limit {
             name: "q".into(),
             kind: LimitKind::Quota(QuotaLimit {
@@ -185,28 +190,18 @@ fn private_pki(dir: &Path) {
 /// A redis-server with the private CA's server certificate on a TLS port (the plain port is
 /// the harness's), asking clients for a certificate when `auth_clients`; and that port.
 fn private_tls_server(dir: &Path, auth_clients: bool) -> (RedisServer, u16) {
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
-    let server = RedisServer::start_with_args(&[
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &path("server.pem"),
-        "--tls-key-file",
-        &path("server.key"),
-        "--tls-ca-cert-file",
-        &path("ca.pem"),
-        "--tls-auth-clients",
-        if auth_clients { "yes" } else { "no" },
-        "--requirepass",
-        "tls-s3cret",
-    ])
+    let server = RedisServer::start_tls(
+        &server_files(dir),
+        &[
+            "--tls-auth-clients",
+            if auth_clients { "yes" } else { "no" },
+            "--requirepass",
+            "tls-s3cret",
+        ],
+    )
     .unwrap();
-    (server, tls_port)
+    let port = server.tls_port().expect("a TLS port");
+    (server, port)
 }
 
 fn tls_store(url: String, tls: RedisTlsFiles) -> Result<RedisStore, StoreError> {
@@ -378,6 +373,44 @@ fn bad_tls_files_refused_at_start() {
     .unwrap();
 }
 
+/// `#insecure` turns every certificate check off and a CA file asks for them against that
+/// CA: together they are a contradiction, refused at start in every topology with a message
+/// naming both, rather than a CA file silently ignored.
+#[test]
+fn insecure_with_a_ca_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let ca = dir.path().join("ca.pem");
+    for mode in [
+        RedisMode::Standalone,
+        RedisMode::Cluster,
+        RedisMode::Sentinel,
+    ] {
+        let mut cfg = RedisConfig::new(
+            mode,
+            vec!["rediss://:s3cret@127.0.0.1:1/#insecure".to_string()],
+        );
+        cfg.tls.ca_file = Some(ca.clone());
+        let e = match RedisStore::new(&cfg) {
+            Ok(_) => panic!("{mode:?}: #insecure with a CA file was accepted"),
+            Err(e) => e,
+        };
+        let shown = e.to_string();
+        assert!(matches!(e, StoreError::Config(_)), "{mode:?}: {e:?}");
+        assert!(shown.contains("#insecure"), "{shown}");
+        assert!(shown.contains(&ca.display().to_string()), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    // A client certificate alone does not ask for the server's to be checked: allowed.
+    let mut cfg = RedisConfig::new(
+        RedisMode::Standalone,
+        vec!["rediss://127.0.0.1:1/#insecure".to_string()],
+    );
+    cfg.tls.cert_file = Some(dir.path().join("client.pem"));
+    cfg.tls.key_file = Some(dir.path().join("client.key"));
+    RedisStore::new(&cfg).unwrap();
+}
+
 /// A sentinel process, killed on drop.
 struct Sentinel(std::process::Child);
 
@@ -466,4 +499,89 @@ async fn sentinel_over_tls() {
         .await
         .unwrap();
     assert_eq!(n, 2);
+}
+
+/// The private CA's server certificate, key and CA file in `dir`, as the testkit takes them.
+fn server_files(dir: &Path) -> TlsFiles {
+    TlsFiles {
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server.key"),
+        ca_file: dir.join("ca.pem"),
+    }
+}
+
+fn cluster_store(cluster: &RedisCluster, ca_file: &Path) -> RedisStore {
+    let mut cfg = RedisConfig::new(RedisMode::Cluster, cluster.tls_urls());
+    cfg.tls.ca_file = Some(ca_file.to_path_buf());
+    cfg.timeout = std::time::Duration::from_secs(2);
+    RedisStore::new(&cfg).unwrap()
+}
+
+/// Redis Cluster over TLS: nodes whose certificates the private CA signed, speaking TLS to
+/// each other too. With the CA file, the store reaches every master (the seeds, and the
+/// nodes `CLUSTER SLOTS` names by their TLS ports), keeps state there, and subscribes to
+/// catalog changes over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_over_tls() {
+    use futures_util::StreamExt;
+    use tollgate_store::catalog::{Change, Commit, PlanRecord};
+    use tollgate_store::CatalogStore;
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
+    let store = cluster_store(&cluster, &dir.path().join("ca.pem"));
+    store.ping().await.unwrap();
+    for k in 0..30 {
+        let batch = quota_batch_for(&format!("p:tls{k}"));
+        assert!(store.check(&batch).await.unwrap().admitted);
+        assert!(store.check(&batch).await.unwrap().admitted);
+        assert!(!store.check(&batch).await.unwrap().admitted, "key {k}");
+    }
+    for node in 0..3 {
+        let keyspace = cluster.info(node, "keyspace").unwrap();
+        assert!(
+            keyspace.contains("db0:keys="),
+            "node {node} holds no key: {keyspace}"
+        );
+    }
+    let mut changes = store
+        .subscribe()
+        .await
+        .expect("catalog changes are subscribed over TLS with the CA file");
+    let plan = tollgate_core::plan::UsagePlan {
+        id: "p1".into(),
+        name: "p1".into(),
+        description: None,
+        throttle: None,
+        quota: None,
+        api_stages: vec![],
+        quota_start_s: 0,
+    };
+    let put = [Change::PutPlan(PlanRecord {
+        plan,
+        tags: Default::default(),
+    })];
+    assert_eq!(store.commit(0, &put).await.unwrap(), Commit::Applied(1));
+    let version = tokio::time::timeout(std::time::Duration::from_secs(2), changes.next()).await;
+    assert_eq!(
+        version.unwrap(),
+        Some(1),
+        "the commit was notified over TLS"
+    );
+}
+
+/// A TLS cluster whose certificates the given CA did not sign is refused at the first call
+/// (the start-up ping) with a configuration error that names the CA file, not retried as
+/// "unavailable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_with_another_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    private_pki(dir.path());
+    let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
+    let other = dir.path().join("other-ca.pem");
+    let e = cluster_store(&cluster, &other).ping().await.unwrap_err();
+    let shown = e.to_string();
+    assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    assert!(!e.is_transient());
+    assert!(shown.contains(&other.display().to_string()), "{shown}");
 }

@@ -13,13 +13,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::error::HarnessError;
-use crate::resp::{info_field, Conn};
-use crate::server::RedisServer;
+use crate::resp::{info_field, Conn, Reply};
+use crate::server::{RedisServer, TlsFiles};
 
 const REDIS_CLI: &str = "redis-cli";
 /// `--cluster-node-timeout`, in milliseconds: short, so failure tests see a stopped master
 /// marked as failed within a few seconds.
 const NODE_TIMEOUT_MS: &str = "2000";
+/// Connect, read and write timeout of one admin command.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `redis-cli --cluster create` may take.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the nodes may take to agree, once created.
@@ -41,6 +43,17 @@ impl RedisCluster {
     /// Starts `masters` nodes (at least 3), joins them into one cluster with the slots spread
     /// evenly, and returns once every node reports `cluster_state:ok`.
     pub fn start(masters: usize) -> Result<RedisCluster, HarnessError> {
+        Self::launch(masters, None)
+    }
+
+    /// [`start`](Self::start), with every node listening for TLS too (see
+    /// [`RedisServer::start_tls`]) and speaking TLS to the other nodes. Clients reach it through
+    /// [`tls_urls`](Self::tls_urls); the harness still uses the plain ports.
+    pub fn start_tls(masters: usize, tls: &TlsFiles) -> Result<RedisCluster, HarnessError> {
+        Self::launch(masters, Some(tls))
+    }
+
+    fn launch(masters: usize, tls: Option<&TlsFiles>) -> Result<RedisCluster, HarnessError> {
         if masters < 3 {
             return Err(HarnessError::TooFewMasters(masters));
         }
@@ -56,7 +69,7 @@ impl RedisCluster {
         .into();
         // On an error, the nodes started so far are dropped, and so killed.
         let nodes = (0..masters)
-            .map(|_| RedisServer::start_cluster_node(args.clone()))
+            .map(|_| RedisServer::start_cluster_node(args.clone(), tls))
             .collect::<Result<Vec<_>, _>>()?;
         let cluster = RedisCluster { nodes };
         cluster.create()?;
@@ -69,6 +82,12 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// The nodes' TLS URLs, `rediss://127.0.0.1:tls-port/`, for a cluster started with TLS
+    /// (empty otherwise).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.nodes.iter().filter_map(RedisServer::tls_url).collect()
+    }
+
     /// The nodes, all masters, in the order their ports were given to `redis-cli`.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
@@ -78,6 +97,36 @@ impl RedisCluster {
     /// [`pause`](RedisServer::pause) one of them in a failure test.
     pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
         &mut self.nodes
+    }
+
+    /// Sends one command to node `node` (an index into [`nodes`](Self::nodes)); an error
+    /// reply is an error.
+    pub(crate) fn admin(&self, node: usize, args: &[&str]) -> Result<Reply, HarnessError> {
+        let port = self.nodes[node].port();
+        let failed = |reply: String| HarnessError::Command {
+            node: format!("127.0.0.1:{port}"),
+            command: args.join(" "),
+            reply,
+        };
+        let reply = Conn::connect(port, ADMIN_TIMEOUT)
+            .and_then(|mut c| c.call(args))
+            .map_err(|e| failed(e.to_string()))?;
+        match reply {
+            Reply::Error(e) => Err(failed(e)),
+            ok => Ok(ok),
+        }
+    }
+
+    /// The text of `INFO <section>` of node `node`, e.g. `errorstats` to count the `MOVED`
+    /// and `ASK` redirections it answered.
+    pub fn info(&self, node: usize, section: &str) -> Result<String, HarnessError> {
+        self.admin(node, &["INFO", section])?
+            .text()
+            .ok_or_else(|| HarnessError::Command {
+                node: format!("127.0.0.1:{}", self.nodes[node].port()),
+                command: format!("INFO {section}"),
+                reply: "not text".into(),
+            })
     }
 
     /// Waits until every node reports `cluster_state:ok`, all slots assigned and all nodes
@@ -229,6 +278,64 @@ mod tests {
             assert!(
                 refuses_connections(addr),
                 "{addr} still accepts connections"
+            );
+        }
+    }
+
+    /// A TLS cluster answers on its nodes' TLS ports, and over TLS `CLUSTER SLOTS` names the
+    /// nodes by their TLS ports (so a TLS client finds them all). `redis-cli --tls` is the
+    /// client here; the certificate, made by `openssl`, is its own CA.
+    #[test]
+    fn tls_cluster_names_its_tls_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is needed for this test (apt-get install openssl)");
+        assert!(made.status.success(), "{made:?}");
+        let tls = TlsFiles {
+            cert_file: cert.clone(),
+            key_file: key,
+            ca_file: cert.clone(),
+        };
+        let cluster = RedisCluster::start_tls(3, &tls).unwrap();
+        let tls_ports: Vec<u16> = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.tls_port().unwrap())
+            .collect();
+        assert_eq!(
+            cluster.tls_urls(),
+            tls_ports
+                .iter()
+                .map(|p| format!("rediss://127.0.0.1:{p}/"))
+                .collect::<Vec<_>>()
+        );
+        let out = Command::new(REDIS_CLI)
+            .args(["--tls", "--cacert"])
+            .arg(&cert)
+            .args(["-p", &tls_ports[0].to_string(), "CLUSTER", "SLOTS"])
+            .output()
+            .unwrap();
+        let slots = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{out:?}");
+        for port in &tls_ports {
+            assert!(
+                slots.lines().any(|l| l.trim() == port.to_string()),
+                "TLS port {port} not in CLUSTER SLOTS over TLS:\n{slots}"
             );
         }
     }

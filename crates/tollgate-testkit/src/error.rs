@@ -77,6 +77,17 @@ pub enum HarnessError {
         /// The first node that was not ready and what it reported.
         detail: String,
     },
+
+    /// An admin command sent to a node (to move a slot, say) failed or got an error reply.
+    #[error("{command} on {node} failed: {reply}")]
+    Command {
+        /// The node, `127.0.0.1:port`.
+        node: String,
+        /// The command sent.
+        command: String,
+        /// The error reply, or what went wrong on the connection.
+        reply: String,
+    },
 }
 
 impl HarnessError {

@@ -15,8 +15,11 @@
 //!
 //! Module map:
 //! - [`server`]: [`RedisServer`], one `redis-server` child process: start (plain, with a
-//!   password, or with extra arguments), stop, restart on the same port, pause and resume.
-//! - [`cluster`]: [`RedisCluster`], N masters joined with `redis-cli --cluster create`.
+//!   password, with extra arguments, or with a TLS port too), stop, restart on the same port,
+//!   pause and resume.
+//! - [`cluster`]: [`RedisCluster`], N masters joined with `redis-cli --cluster create`, over
+//!   TLS too if asked.
+//! - [`migration`]: [`SlotMigration`], one hash slot moved to another master step by step.
 //! - [`error`]: [`HarnessError`], what went wrong and what to do about it.
 //! - [`commandstats`]: the round trips clients made to a server, from `INFO commandstats`.
 //! - `ports` (private): free loopback ports.
@@ -42,10 +45,12 @@
 pub mod cluster;
 pub mod commandstats;
 pub mod error;
+pub mod migration;
 mod ports;
 mod resp;
 pub mod server;
 
 pub use cluster::RedisCluster;
 pub use error::HarnessError;
-pub use server::RedisServer;
+pub use migration::SlotMigration;
+pub use server::{RedisServer, TlsFiles};

@@ -4,6 +4,9 @@
 //! its `nodes.conf`), keeps nothing on disk (`--save "" --appendonly no`), and is killed and
 //! waited for when the [`RedisServer`] is dropped, after which the directory is removed.
 //!
+//! A server may also listen for TLS on a second port ([`TlsFiles`]); the harness itself always
+//! talks to the plain port.
+//!
 //! A server counts as started only when the process the harness spawned answers on the port:
 //! it must answer `PING`, and `INFO server` must report the spawned process's own pid. That
 //! tells a free-port race lost to another server apart from a start, and such a race is
@@ -42,6 +45,25 @@ const LOG_TAIL_LINES: usize = 30;
 const WATCHDOG_SCRIPT: &str =
     r#"while read -r line; do :; done; kill -9 "$1" 2>/dev/null; rm -rf -- "$2""#;
 
+/// The certificate files of a server's TLS port, as `redis-server` takes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate the server presents (for 127.0.0.1).
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`.
+    pub key_file: PathBuf,
+    /// PEM CA that signed the certificates the server trusts from clients and, in a Cluster,
+    /// from the other nodes.
+    pub ca_file: PathBuf,
+}
+
+/// The TLS port of a server and its files.
+#[derive(Debug, Clone)]
+struct Tls {
+    port: u16,
+    files: TlsFiles,
+}
+
 /// A `redis-server` child process on `127.0.0.1:`[`port`](Self::port), in its own temporary
 /// directory.
 ///
@@ -55,6 +77,8 @@ pub struct RedisServer {
     port: u16,
     /// The Cluster bus port, for Cluster nodes.
     cluster_port: Option<u16>,
+    /// The TLS port, for servers started with TLS.
+    tls: Option<Tls>,
     /// Arguments passed after the harness's own.
     args: Vec<String>,
     /// The `--requirepass` found in `args`, so the harness can probe the server.
@@ -91,21 +115,41 @@ impl RedisServer {
     ///
     /// A `--requirepass` among them is noticed and used for the readiness probe.
     pub fn start_with_args(args: &[&str]) -> Result<RedisServer, HarnessError> {
-        Self::launch(args.iter().map(|a| (*a).to_owned()).collect(), false)
+        Self::launch(args.iter().map(|a| (*a).to_owned()).collect(), false, None)
+    }
+
+    /// Starts `redis-server` listening for TLS too, on [`tls_port`](Self::tls_port), with the
+    /// certificate and key of `tls` and trusting its CA; clients need no certificate (pass
+    /// `--tls-auth-clients yes` in `args` to ask for one). `args` are as for
+    /// [`start_with_args`](Self::start_with_args).
+    pub fn start_tls(tls: &TlsFiles, args: &[&str]) -> Result<RedisServer, HarnessError> {
+        Self::launch(
+            args.iter().map(|a| (*a).to_owned()).collect(),
+            false,
+            Some(tls.clone()),
+        )
     }
 
     /// Starts a Cluster node: like [`start_with_args`](Self::start_with_args), plus a second
-    /// free port for `--cluster-port`.
-    pub(crate) fn start_cluster_node(args: Vec<String>) -> Result<RedisServer, HarnessError> {
-        Self::launch(args, true)
+    /// free port for `--cluster-port`; with `tls`, a TLS port too, used between the nodes
+    /// as well.
+    pub(crate) fn start_cluster_node(
+        args: Vec<String>,
+        tls: Option<&TlsFiles>,
+    ) -> Result<RedisServer, HarnessError> {
+        Self::launch(args, true, tls.cloned())
     }
 
-    fn launch(args: Vec<String>, cluster: bool) -> Result<RedisServer, HarnessError> {
+    fn launch(
+        args: Vec<String>,
+        cluster: bool,
+        tls: Option<TlsFiles>,
+    ) -> Result<RedisServer, HarnessError> {
         let password = password_in(&args);
         let (mut last_port, mut last_collision, mut last_log) = (0, String::new(), String::new());
         for _ in 0..PORT_ATTEMPTS {
-            let ports =
-                free_ports(if cluster { 2 } else { 1 }).map_err(HarnessError::NoFreePort)?;
+            let wanted = 1 + usize::from(cluster) + usize::from(tls.is_some());
+            let ports = free_ports(wanted).map_err(HarnessError::NoFreePort)?;
             // A fresh directory for every attempt: a Cluster node that lost its port may
             // already have written a nodes.conf naming that port.
             let dir = tempfile::Builder::new()
@@ -115,7 +159,11 @@ impl RedisServer {
             let mut server = RedisServer {
                 process: None,
                 port: ports[0],
-                cluster_port: ports.get(1).copied(),
+                cluster_port: cluster.then(|| ports[1]),
+                tls: tls.clone().map(|files| Tls {
+                    port: ports[wanted - 1],
+                    files,
+                }),
                 args: args.clone(),
                 password: password.clone(),
                 dir,
@@ -163,6 +211,22 @@ impl RedisServer {
         if let Some(cluster_port) = self.cluster_port {
             cmd.arg("--cluster-port").arg(cluster_port.to_string());
         }
+        if let Some(tls) = &self.tls {
+            cmd.arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.files.cert_file)
+                .arg("--tls-key-file")
+                .arg(&tls.files.key_file)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.files.ca_file)
+                .args(["--tls-auth-clients", "no"]);
+            if self.cluster_port.is_some() {
+                // The bus and (were there replicas) replication over TLS too, and the nodes'
+                // TLS ports given to clients that ask over TLS (CLUSTER SLOTS, MOVED, ASK).
+                cmd.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+            }
+        }
         cmd.args(&self.args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -191,10 +255,13 @@ impl RedisServer {
                 let log = self.log_tail(log_start);
                 if log.contains("Address already in use") {
                     return Ok(Spawned::PortTaken(format!(
-                        "redis-server could not bind 127.0.0.1:{}{}",
+                        "redis-server could not bind 127.0.0.1:{}{}{}",
                         self.port,
                         self.cluster_port
                             .map(|p| format!(" or its cluster port {p}"))
+                            .unwrap_or_default(),
+                        self.tls_port()
+                            .map(|p| format!(" or its TLS port {p}"))
                             .unwrap_or_default()
                     )));
                 }
@@ -250,6 +317,17 @@ impl RedisServer {
     /// The Cluster bus port, for a node of a [`RedisCluster`](crate::RedisCluster).
     pub fn cluster_port(&self) -> Option<u16> {
         self.cluster_port
+    }
+
+    /// The TLS port, for a server started with TLS.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|t| t.port)
+    }
+
+    /// `rediss://127.0.0.1:tls-port/`, with no credentials, for a server started with TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port()
+            .map(|port| format!("rediss://127.0.0.1:{port}/"))
     }
 
     /// `127.0.0.1:port`.
@@ -381,6 +459,7 @@ impl fmt::Debug for RedisServer {
         f.debug_struct("RedisServer")
             .field("port", &self.port)
             .field("cluster_port", &self.cluster_port)
+            .field("tls_port", &self.tls_port())
             .field("pid", &self.pid())
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("dir", &self.dir.path())
@@ -750,6 +829,7 @@ pub(crate) mod tests {
             process: None,
             port,
             cluster_port: None,
+            tls: None,
             args: Vec::new(),
             password: None,
             dir: tempfile::tempdir().unwrap(),

@@ -9,6 +9,7 @@
 use super::{RedisMode, RedisStore};
 use crate::catalog::PlanRecord;
 use crate::catalog::{CatalogRecords, CatalogStore, Change, ChangeStream, Commit, KeyRecord};
+use crate::error::classify;
 use crate::keys;
 use crate::StoreError;
 use async_trait::async_trait;
@@ -175,8 +176,19 @@ impl CatalogStore for RedisStore {
         }
         let mut last_error = StoreError::Config("no Redis URL given".into());
         for url in &self.urls {
+            // With the CA and client certificate the pools use: a bare URL would not carry them.
+            let client = match redis::IntoConnectionInfo::into_connection_info(url.as_str())
+                .map_err(super::config_error)
+                .and_then(|info| super::with_certs(info, self.certs.as_ref()))
+                .and_then(|info| redis::Client::open(info).map_err(super::config_error))
+            {
+                Ok(client) => client,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
             let attempt = async {
-                let client = redis::Client::open(url.as_str())?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(keys::catalog_channel()).await?;
                 Ok::<_, redis::RedisError>(pubsub)
@@ -188,7 +200,7 @@ impl CatalogStore for RedisStore {
                         msg.get_payload::<u64>().unwrap_or(0)
                     })));
                 }
-                Ok(Err(e)) => last_error = StoreError::from(e),
+                Ok(Err(e)) => last_error = classify(e, self.ca_file()),
                 Err(_) => last_error = StoreError::Timeout(self.timeout.as_millis() as u64),
             }
         }

@@ -5,11 +5,17 @@
 //! `ClusterClientBuilder::certs` (the TLS settings of a seed URL are not used for the nodes
 //! it discovers). This manager takes the built client, so both plain and TLS set-ups go
 //! through the same pool.
+//!
+//! The connections' node connections are [`NodeConn`]s, which follow an `ASK` redirect
+//! without a gap between `ASKING` and the command (see there).
 
+use super::node_conn::NodeConn;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::RedisError;
+
+/// A connection to the whole Cluster.
+pub(super) type ClusterConnection = redis::cluster_async::ClusterConnection<NodeConn>;
 
 /// Makes Cluster connections from one client, and checks a pooled one with `PING` before it
 /// is handed out again.
@@ -29,7 +35,7 @@ impl managed::Manager for ClusterManager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<ClusterConnection, RedisError> {
-        self.client.get_async_connection().await
+        self.client.get_async_generic_connection().await
     }
 
     async fn recycle(
@@ -48,3 +54,6 @@ impl managed::Manager for ClusterManager {
 
 /// A pool of Cluster connections.
 pub(super) type ClusterPool = managed::Pool<ClusterManager>;
+
+/// A Cluster connection checked out of its pool.
+pub(super) type Pooled = managed::Object<ClusterManager>;

@@ -10,6 +10,9 @@
 //! in Sentinel mode, the `sentinel` submodule finds the master and follows it across
 //! failovers. The `tls` submodule reads a private CA and a client certificate for
 //! `rediss://`, and `cluster_pool` pools Cluster connections whose client carries them.
+//! While Cluster slots migrate, `node_conn` keeps an `ASK` redirect's `ASKING` glued to its
+//! command, and `cluster_call` sends a command refused with `TRYAGAIN` again until the call's
+//! deadline.
 //!
 //! A check of several batches ([`Store::check_all`]) is also one `EVALSHA` on standalone and
 //! Sentinel, and on Cluster when all its tags share a slot. Across several Cluster slots no
@@ -17,7 +20,9 @@
 
 mod calendar_hint;
 mod catalog;
+mod cluster_call;
 mod cluster_pool;
+mod node_conn;
 mod script_call;
 mod sentinel;
 mod tls;
@@ -26,12 +31,14 @@ pub use calendar_hint::CalendarHint;
 pub use script_call::{unpack_integers, LuaScript, ScriptCall, StaticScript};
 pub use tls::RedisTlsFiles;
 
+use crate::error::classify;
 use crate::keys;
 use crate::{QuotaUpdate, Store, StoreError};
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use redis::Script;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -138,6 +145,16 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
+/// Whether `url` asks for TLS without checking certificates (`rediss://...#insecure`).
+fn is_insecure_tls(url: &str) -> bool {
+    redis::IntoConnectionInfo::into_connection_info(url).is_ok_and(|info| {
+        matches!(
+            info.addr(),
+            redis::ConnectionAddr::TcpTls { insecure: true, .. }
+        )
+    })
+}
+
 /// `redis://user:secret@host:6379/0` → `redis://***@host:6379/0`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -175,13 +192,23 @@ enum Pool {
 /// (many concurrent calls pipelined on one socket), so the store keeps `pool_size` of them in
 /// slots, hands out cheap clones round-robin, and goes back to the pool (which creates and
 /// health-checks connections) only to fill a slot that is empty or whose connection failed.
+/// On standalone and Sentinel a slot hands its connection back to the pool at once, so slots
+/// filled one call at a time share one connection; a Cluster slot keeps its own (see
+/// `Slotted::pooled` for why).
 pub struct RedisStore {
     pool: Pool,
     slots: Vec<ArcSwapOption<Slotted>>,
+    /// Held while the slot of the same index is being filled; see [`RedisStore::fill`].
+    filling: Vec<tokio::sync::Mutex<()>>,
     next: AtomicUsize,
     timeout: Duration,
     mode: RedisMode,
     urls: Vec<String>,
+    /// The private CA and client certificate for `rediss://`, for connections made outside
+    /// the pools (catalog notifications).
+    certs: Option<redis::TlsCertificates>,
+    /// The private CA's file, named when a server's certificate is not trusted.
+    ca_file: Option<PathBuf>,
 }
 
 /// Picks rustls' crypto provider for `rediss://` connections. rustls refuses to guess when
@@ -193,6 +220,11 @@ fn install_tls_provider() {
 impl RedisStore {
     fn is_cluster(&self) -> bool {
         matches!(self.pool, Pool::Cluster(_))
+    }
+
+    /// The private CA's file given for `rediss://`, if any.
+    pub(super) fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 }
 
@@ -209,6 +241,13 @@ fn connection_config(timeout: Duration) -> redis::AsyncConnectionConfig {
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(None)
 }
+
+/// Longest pause, in ms, of the cluster client between two tries of a command the cluster
+/// asked to retry. Its pauses are drawn from 1 ms up to 2, 4, 8, ... ms, capped here: a
+/// check waiting out a slot migration is answered at most this long after it completes,
+/// and a slot in migration, or a cluster down, sees a retry per check every 16 ms on average.
+/// After its 16 tries (a few hundred ms), `cluster_call` goes on until the call's deadline.
+const CLUSTER_RETRY_MAX_WAIT_MS: u64 = 32;
 
 /// A configuration the redis crate or the pool refuses, as the store's error.
 fn config_error(e: impl fmt::Display) -> StoreError {
@@ -273,6 +312,17 @@ impl RedisStore {
         if config.urls.iter().any(|u| u.starts_with("rediss://")) {
             install_tls_provider();
         }
+        if let Some(ca_file) = &config.tls.ca_file {
+            // `#insecure` checks no certificate at all: with it, the redis crate would use the
+            // CA file for nothing, and the operator who gave one would believe it in force.
+            if let Some(url) = config.urls.iter().find(|u| is_insecure_tls(u)) {
+                return Err(StoreError::Config(format!(
+                    "`{}` ends in #insecure, which turns TLS certificate checks off, while --redis-tls-ca-file `{}` asks to check them against that CA; drop one of the two",
+                    redact_url(url),
+                    ca_file.display()
+                )));
+            }
+        }
         let certs = config.tls.load()?;
         if certs.is_some() {
             if let Some(plain) = config.urls.iter().find(|u| !u.starts_with("rediss://")) {
@@ -304,9 +354,15 @@ impl RedisStore {
             }
             RedisMode::Cluster => {
                 // The cluster client has no answer timeout of its own, so the store's applies.
-                let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone());
-                if let Some(certs) = certs {
-                    builder = builder.certs(certs);
+                // Its pause before retrying TRYAGAIN (a slot in migration), CLUSTERDOWN or
+                // LOADING is 1.28 s at least by default, longer than a check may take: so short
+                // pauses, doubling (see `CLUSTER_RETRY_MAX_WAIT_MS`).
+                let mut builder = redis::cluster::ClusterClientBuilder::new(config.urls.clone())
+                    .min_retry_wait(1)
+                    .retry_wait_formula(1, 2)
+                    .max_retry_wait(CLUSTER_RETRY_MAX_WAIT_MS);
+                if let Some(certs) = &certs {
+                    builder = builder.certs(certs.clone());
                 }
                 let client = builder.build().map_err(config_error)?;
                 Pool::Cluster(
@@ -317,19 +373,25 @@ impl RedisStore {
                         .map_err(config_error)?,
                 )
             }
-            RedisMode::Sentinel => {
-                Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(config, certs)?))
-            }
+            RedisMode::Sentinel => Pool::Sentinel(Arc::new(sentinel::SentinelMaster::new(
+                config,
+                certs.clone(),
+            )?)),
         };
         Ok(RedisStore {
             pool,
             slots: (0..config.pool_size.max(1))
                 .map(|_| ArcSwapOption::empty())
                 .collect(),
+            filling: (0..config.pool_size.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             next: AtomicUsize::new(0),
             timeout: config.timeout,
             mode: config.mode,
             urls: config.urls.clone(),
+            certs,
+            ca_file: config.tls.ca_file.clone(),
         })
     }
 
@@ -338,21 +400,47 @@ impl RedisStore {
     async fn checkout(&self) -> Result<Slotted, StoreError> {
         Ok(match &self.pool {
             Pool::Standalone(p) => Slotted {
-                conn: Conn::Multiplexed((*p.get().await.map_err(pool_error)?).clone()),
+                conn: Conn::Multiplexed(
+                    (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
+                ),
                 generation: 0,
+                pooled: None,
             },
-            Pool::Cluster(p) => Slotted {
-                conn: Conn::Cluster((*p.get().await.map_err(pool_error)?).clone()),
-                generation: 0,
-            },
+            Pool::Cluster(p) => {
+                let pooled = p.get().await.map_err(|e| pool_error(e, self.ca_file()))?;
+                Slotted {
+                    conn: Conn::Cluster(cluster_call::ClusterCall::new((*pooled).clone())),
+                    generation: 0,
+                    pooled: Some(pooled),
+                }
+            }
             Pool::Sentinel(m) => {
                 let (c, generation) = m.connection().await?;
                 Slotted {
                     conn: Conn::Multiplexed(c),
                     generation,
+                    pooled: None,
                 }
             }
         })
+    }
+
+    /// Fills slot `index` from the pool, unless another call has meanwhile, and gives its
+    /// connection. One call at a time fills a slot: a Cluster slot keeps its connection checked
+    /// out, and a burst of calls each checking one out for the same empty slot would drain the
+    /// pool (the rest waiting for connections no slot hands back).
+    async fn fill(&self, index: usize) -> Result<Conn, StoreError> {
+        let _filling = self.filling[index].lock().await;
+        let slot = &self.slots[index];
+        if let Some(s) = slot.load_full() {
+            if s.generation == self.generation() {
+                return Ok(s.conn.clone());
+            }
+        }
+        let s = self.checkout().await?;
+        let conn = s.conn.clone();
+        slot.store(Some(Arc::new(s)));
+        Ok(conn)
     }
 
     /// The generation slotted connections must have to be used: a Sentinel failover starts
@@ -364,36 +452,38 @@ impl RedisStore {
         }
     }
 
+    /// Runs `f` on a slotted connection within the timeout. On Cluster, a command refused
+    /// with `TRYAGAIN` is sent again until the timeout (see `cluster_call`).
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, redis::RedisError>,
     {
-        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let slot = &self.slots[index];
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let work = async {
             let mut conn = match slot.load_full() {
                 Some(s) if s.generation == self.generation() => s.conn.clone(),
-                _ => {
-                    // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
-                    // every check's future that big (copied on each call), though it runs
-                    // only to fill an empty slot.
-                    let s = Box::pin(self.checkout()).await?;
-                    let c = s.conn.clone();
-                    slot.store(Some(Arc::new(s)));
-                    c
-                }
+                // Boxed: the pool's checkout future is ~10 KiB, and inlined it would make
+                // every check's future that big (copied on each call), though it runs only
+                // to fill an empty slot.
+                _ => Box::pin(self.fill(index)).await?,
             };
+            if let Conn::Cluster(c) = &mut conn {
+                c.set_deadline(deadline);
+            }
             f(&mut conn).await.map_err(|e| {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
-                    slot.store(None);
+                    discard(slot);
                 }
-                StoreError::from(e)
+                classify(e, self.ca_file())
             })
         };
-        match tokio::time::timeout(self.timeout, work).await {
+        match tokio::time::timeout_at(deadline, work).await {
             Ok(r) => r,
             Err(_) => {
                 // A hung connection would hold up every call multiplexed on it: replace it.
-                slot.store(None);
+                discard(slot);
                 Err(StoreError::Timeout(self.timeout.as_millis() as u64))
             }
         }
@@ -404,6 +494,29 @@ impl RedisStore {
 struct Slotted {
     conn: Conn,
     generation: u64,
+    /// A Cluster connection stays checked out of its pool while its slot holds it.
+    ///
+    /// Why: handed back at once (as the other topologies' are), the pool gives the same idle
+    /// connection to every slot filled one call at a time, and all checks then share one
+    /// Cluster connection. The redis crate's Cluster connection stops answering all its calls
+    /// while it reloads its slot map, and during a reshard under load (every slot moved is a
+    /// `MOVED` and a reload) that reload could wait on calls it had itself stopped until
+    /// they timed out: with one shared connection every check failed (the `cluster_reshard`
+    /// example, 64 and 128 checks in flight: 64-391 timeouts a run; with a connection per
+    /// slot, none in 7 runs).
+    pooled: Option<cluster_pool::Pooled>,
+}
+
+/// Empties `slot`, whose connection failed or hung. A Cluster connection is taken out of its
+/// pool rather than handed back, where the next checkout would wait on it to answer a `PING`.
+fn discard(slot: &ArcSwapOption<Slotted>) {
+    let pooled = slot
+        .swap(None)
+        .and_then(Arc::into_inner)
+        .and_then(|s| s.pooled);
+    if let Some(pooled) = pooled {
+        drop(deadpool::managed::Object::take(pooled));
+    }
 }
 
 /// A multiplexed connection of any topology, so one code path serves all three. Cloning
@@ -411,7 +524,7 @@ struct Slotted {
 #[derive(Clone)]
 enum Conn {
     Multiplexed(redis::aio::MultiplexedConnection),
-    Cluster(redis::cluster_async::ClusterConnection),
+    Cluster(cluster_call::ClusterCall),
 }
 
 impl redis::aio::ConnectionLike for Conn {
@@ -445,9 +558,10 @@ impl redis::aio::ConnectionLike for Conn {
     }
 }
 
-fn pool_error(e: deadpool_redis::PoolError) -> StoreError {
+/// A pool's error as the store's; `ca_file` as for [`classify`].
+fn pool_error(e: deadpool_redis::PoolError, ca_file: Option<&Path>) -> StoreError {
     match e {
-        deadpool_redis::PoolError::Backend(b) => StoreError::from(b),
+        deadpool_redis::PoolError::Backend(b) => classify(b, ca_file),
         other => StoreError::Unavailable(other.to_string()),
     }
 }

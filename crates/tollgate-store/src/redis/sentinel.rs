@@ -19,9 +19,11 @@
 //! databases, and would refuse a `SELECT`.
 
 use super::{pool_error, redact_url, with_certs, RedisConfig};
+use crate::error::classify;
 use crate::StoreError;
 use arc_swap::ArcSwapOption;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once, Weak};
 use std::time::Duration;
@@ -50,6 +52,8 @@ pub(super) struct SentinelMaster {
     /// `Some(insecure)` when the master is reached over TLS.
     master_tls: Option<bool>,
     certs: Option<redis::TlsCertificates>,
+    /// The private CA's file, named when a certificate is not trusted.
+    ca_file: Option<PathBuf>,
     pool_size: usize,
     timeout: Duration,
     current: ArcSwapOption<MasterPool>,
@@ -103,6 +107,7 @@ impl SentinelMaster {
             master_settings,
             master_tls,
             certs,
+            ca_file: config.tls.ca_file.clone(),
             pool_size: config.pool_size,
             timeout: config.timeout,
             current: ArcSwapOption::empty(),
@@ -129,7 +134,11 @@ impl SentinelMaster {
             Some(p) => p,
             None => self.follow(self.ask(&mut None).await?)?,
         };
-        let conn = pool.pool.get().await.map_err(pool_error)?;
+        let conn = pool
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool_error(e, self.ca_file.as_deref()))?;
         Ok(((*conn).clone(), pool.generation))
     }
 
@@ -203,7 +212,7 @@ impl SentinelMaster {
                         self.name
                     ))
                 }
-                Ok(Err(e)) => last = StoreError::from(e),
+                Ok(Err(e)) => last = classify(e, self.ca_file.as_deref()),
                 Err(_) => last = StoreError::Timeout(self.timeout.as_millis() as u64),
             }
             *conn = None;
