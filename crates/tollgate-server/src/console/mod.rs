@@ -41,54 +41,31 @@ struct Asset {
 /// The page every console URL without a file name gets.
 const INDEX: &str = "index.html";
 
+/// The table of embedded files from their names under `assets/`.
+macro_rules! assets {
+    ($($name:literal),* $(,)?) => {
+        [$(Asset {
+            path: $name,
+            body: include_bytes!(concat!("assets/", $name)),
+        }),*]
+    };
+}
+
 /// Every file of the console. `index.html` names the entry script and the style sheet, and
 /// the scripts import each other; `tests/console.rs` follows those references and fails on
 /// one that is not here.
-const ASSETS: &[Asset] = &[
-    Asset {
-        path: INDEX,
-        body: include_bytes!("assets/index.html"),
-    },
-    Asset {
-        path: "console.css",
-        body: include_bytes!("assets/console.css"),
-    },
-    Asset {
-        path: "icon.svg",
-        body: include_bytes!("assets/icon.svg"),
-    },
-    Asset {
-        path: "app.js",
-        body: include_bytes!("assets/app.js"),
-    },
-    Asset {
-        path: "api.js",
-        body: include_bytes!("assets/api.js"),
-    },
-    Asset {
-        path: "dom.js",
-        body: include_bytes!("assets/dom.js"),
-    },
-    Asset {
-        path: "ui.js",
-        body: include_bytes!("assets/ui.js"),
-    },
-    Asset {
-        path: "chart.js",
-        body: include_bytes!("assets/chart.js"),
-    },
-    Asset {
-        path: "plans.js",
-        body: include_bytes!("assets/plans.js"),
-    },
-    Asset {
-        path: "plan.js",
-        body: include_bytes!("assets/plan.js"),
-    },
-    Asset {
-        path: "keys.js",
-        body: include_bytes!("assets/keys.js"),
-    },
+const ASSETS: &[Asset] = &assets![
+    "index.html",
+    "console.css",
+    "icon.svg",
+    "app.js",
+    "api.js",
+    "dom.js",
+    "ui.js",
+    "chart.js",
+    "plans.js",
+    "plan.js",
+    "keys.js",
 ];
 
 /// The media type of a console file, from its extension. ES modules are refused by browsers
