@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use redis::cluster_routing::Slot;
 use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
@@ -30,39 +31,21 @@ use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{keys, RedisConfig, RedisMode, RedisStore, Store, StoreError};
 use tollgate_testkit::RedisCluster;
 
-/// Options, from `--name value` pairs.
+/// What to move and how hard to drive the store meanwhile.
+#[derive(Parser)]
 struct Options {
+    /// How many slots to move, from the first of one master's.
+    #[arg(long, default_value_t = 300)]
     slots: u16,
+    /// Checks in flight, each from its own task.
+    #[arg(long, default_value_t = 32)]
     workers: usize,
+    /// Distinct API keys (hash tags) the checks spread over.
+    #[arg(long, default_value_t = 600)]
     tags: usize,
+    /// Each check's deadline (the store's --redis-timeout-ms).
+    #[arg(long, default_value_t = 250)]
     timeout_ms: u64,
-}
-
-fn options() -> Options {
-    let mut o = Options {
-        slots: 300,
-        workers: 32,
-        tags: 600,
-        timeout_ms: 250,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        let value = pair.get(1).map(String::as_str).unwrap_or_default();
-        match pair[0].as_str() {
-            "--slots" => o.slots = parse(&pair[0], value),
-            "--workers" => o.workers = parse(&pair[0], value),
-            "--tags" => o.tags = parse(&pair[0], value),
-            "--timeout-ms" => o.timeout_ms = parse(&pair[0], value),
-            other => panic!("unknown option {other}"),
-        }
-    }
-    o
-}
-
-fn parse<T: std::str::FromStr>(name: &str, value: &str) -> T {
-    value
-        .parse()
-        .unwrap_or_else(|_| panic!("bad value `{value}` for {name}"))
 }
 
 /// A plan as a user would have one: a throttle (whose key expires between a tag's checks),
@@ -149,7 +132,7 @@ fn host_stalls(
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let o = options();
+    let o = Options::parse();
     let cluster = RedisCluster::start(3).expect("cluster");
     let from_id = cluster.node_id(0).expect("id");
     let to_id = cluster.node_id(1).expect("id");
