@@ -154,49 +154,45 @@ fn logs_to_a_file_are_plain_text() {
     );
 }
 
-/// A Redis TLS file that cannot be read stops the command at start with a message naming
-/// the file, instead of a store that is unavailable at every call. (`apply` rather than
-/// `serve`: both build the store the same way, and `apply` ends by itself either way.)
-#[test]
-fn bad_redis_tls_file_stops_start() {
+/// `tollgate apply` of an empty plans file to `redis_url` with `--redis-tls-ca-file
+/// ca_file`, which must stop at start without touching Redis: its stderr. (`apply` rather
+/// than `serve`: both build the store the same way, and `apply` ends by itself either way.)
+fn refused_tls_settings(redis_url: &str, ca_file: &str) -> String {
     let file = support::temp_config("usagePlans: []\n");
     let (code, _, err) = tollgate(&[
         "apply",
         "-f",
         file.to_str().unwrap(),
         "--redis-url",
-        "rediss://127.0.0.1:1/",
+        redis_url,
         "--redis-tls-ca-file",
-        "/no/such/ca.pem",
+        ca_file,
     ]);
     assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// A Redis TLS file that cannot be read stops the command at start with a message naming
+/// the file, instead of a store that is unavailable at every call.
+#[test]
+fn bad_redis_tls_file_stops_start() {
+    let err = refused_tls_settings("rediss://127.0.0.1:1/", "/no/such/ca.pem");
     assert!(
         err.contains("cannot read the Redis TLS CA file `/no/such/ca.pem`"),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// `rediss://...#insecure` (no certificate checked) with `--redis-tls-ca-file` (check them
 /// against this CA) contradict each other: refused at start, naming both.
 #[test]
 fn insecure_url_with_a_ca_file_stops_start() {
-    let file = support::temp_config("usagePlans: []\n");
-    let (code, _, err) = tollgate(&[
-        "apply",
-        "-f",
-        file.to_str().unwrap(),
-        "--redis-url",
-        "rediss://127.0.0.1:1/#insecure",
-        "--redis-tls-ca-file",
-        "/etc/tollgate/ca.pem",
-    ]);
-    assert_eq!(code, 1, "{err}");
+    let err = refused_tls_settings("rediss://127.0.0.1:1/#insecure", "/etc/tollgate/ca.pem");
     assert!(
         err.contains("#insecure") && err.contains("`/etc/tollgate/ca.pem`"),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// Runs `tollgate` with `args` for at most `limit`, killing it if it runs longer; its exit code
