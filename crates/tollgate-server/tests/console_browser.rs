@@ -549,6 +549,59 @@ async fn console_scenario_on_redis() {
     let _ = c.close().await;
 }
 
+/// In a quota's first period with an offset the plan allows its limit less the offset, and
+/// the meter says so: what was used plus what the server says remains, not the plan's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_meter_follows_the_first_periods_offset() {
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&[], &[]);
+    let plan = t
+        .admin(
+            "POST",
+            "/usageplans",
+            &json!({
+                "name": "offset-plan",
+                "apiStages": [{"apiId": "console-api", "stage": "prod"}],
+                "quota": {"limit": 10, "offset": 4, "period": "DAY"},
+            })
+            .to_string(),
+        )
+        .json();
+    let plan_id = plan["id"].as_str().expect("plan id").to_string();
+    let value = "offset-key-0123456789abcdef0123456789";
+    let key = t
+        .admin(
+            "POST",
+            "/apikeys",
+            &json!({"name": "offset-key", "value": value, "enabled": true}).to_string(),
+        )
+        .json();
+    let key_id = key["id"].as_str().expect("key id").to_string();
+    let joined = t.admin(
+        "POST",
+        &format!("/usageplans/{plan_id}/keys"),
+        &json!({"keyId": key_id, "keyType": "API_KEY"}).to_string(),
+    );
+    assert_eq!(joined.status, 201, "{}", joined.body);
+    assert_eq!(http_check(&t, value), ("OK".to_string(), 200));
+
+    let c = driver.browser().await;
+    let base = format!("http://127.0.0.1:{}/console/", t.http_port);
+    c.goto(&format!("{base}#/plans/{plan_id}"))
+        .await
+        .expect("open the plan page");
+    fill(&c, "#signin-token", ADMIN_TOKEN).await;
+    click(&c, "#signin-submit").await;
+    let row = format!("#plan-keys tr[data-key-id='{key_id}']");
+    let remaining = text_when(&c, &format!("{row} .remaining"), |t| !t.is_empty()).await;
+    assert_eq!(remaining, "5");
+    let label = text_when(&c, &format!("{row} .quota-text"), |t| !t.is_empty()).await;
+    assert_eq!(label, "1 of 6 used today");
+    let meter = element(&c, &format!("{row} meter")).await;
+    assert_eq!(meter.attr("max").await.expect("meter"), Some("6".into()));
+    let _ = c.close().await;
+}
+
 /// With `--admin-unauthenticated` the console opens without asking for a token, and says
 /// why; there is no token to sign out of.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,10 +38,19 @@ function keyUsage(days, firstDay, today, periodFirst) {
   return out;
 }
 
-// The use of the quota period as a meter, with the numbers beside it.
+// The use of the quota period as a meter, with the numbers beside it. The period allows
+// what it used plus what the server says remains: less than the plan's limit in a first
+// period with an offset, more after an operator's grant. With nothing left, that sum is
+// just the use, so the plan's limit caps it (a limit lowered below the use shows as such).
+function periodAllows(key, quota) {
+  if (typeof key.remaining !== "number") return quota.limit;
+  if (key.remaining > 0) return key.period + key.remaining;
+  return Math.min(quota.limit, key.period);
+}
+
 function quotaBar(key, quota) {
   if (!quota) return h("span", { class: "muted" }, "no quota");
-  const limit = quota.limit;
+  const limit = periodAllows(key, quota);
   const used = key.period;
   const when = quota.period === "DAY" ? "today" : `this ${quota.period.toLowerCase()}`;
   const label = `${formatNumber(used)} of ${formatNumber(limit)} used ${when}`;
