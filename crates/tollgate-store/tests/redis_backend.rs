@@ -365,6 +365,37 @@ async fn a_long_timeout_is_honoured() {
     assert!(took >= Duration::from_millis(1900), "{took:?}");
 }
 
+/// On Cluster too, the first call's connecting is bounded by the store's timeout and not by
+/// the cluster client's own 1 s: nodes that answer only after 1.5 s are waited for under a
+/// 3 s bound (under a 1 s bound the same call fails at 1 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_timeout_is_honoured_when_connecting_to_a_cluster() {
+    let cluster = RedisCluster::start(3).unwrap();
+    let mut cfg = RedisConfig::new(RedisMode::Cluster, cluster.urls());
+    cfg.timeout = Duration::from_millis(3000);
+    // Connections are made by the first call, while every node is paused.
+    let store = RedisStore::new(&cfg).unwrap();
+    for url in cluster.urls() {
+        let mut admin = raw(&url).await;
+        let _: () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(1500)
+            .arg("ALL")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let outcome = store.check(&plan_batch("p1:k7", 1)).await;
+    assert!(
+        outcome.is_ok(),
+        "failed after {:?}: {}",
+        started.elapsed(),
+        outcome.unwrap_err()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+}
+
 /// Control-plane records share one hash tag, so commits, snapshots and notifications work
 /// on a Cluster; so does setting a remaining quota.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
