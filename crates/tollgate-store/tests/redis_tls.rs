@@ -10,9 +10,11 @@ use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
 use tollgate_testkit::{RedisCluster, RedisServer, TlsFiles};
 
+/// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`).
 fn self_signed(dir: &Path) {
-    let status = Command::new("openssl")
-        .args([
+    openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -22,18 +24,13 @@ fn self_signed(dir: &Path) {
             "1",
             "-subj",
             "/CN=127.0.0.1",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("openssl is needed for this test (apt-get install openssl)");
-    assert!(
-        status.status.success(),
-        "openssl failed: {}",
-        String::from_utf8_lossy(&status.stderr)
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
     );
 }
 
