@@ -2,23 +2,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, Store};
-use tollgate_testkit::RedisServer;
-
-/// A sentinel process, killed on drop.
-struct Sentinel(Child);
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tollgate_testkit::{RedisSentinel, RedisServer};
 
 fn sentinel_knows_master(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -36,36 +25,27 @@ fn sentinel_knows_master(port: u16) -> bool {
 
 /// A sentinel watching `master_port` as `mymaster` (quorum 1), up and knowing the master,
 /// and its port.
-fn start_sentinel(master_port: u16) -> (Sentinel, u16, tempfile::TempDir) {
+fn start_sentinel(master_port: u16) -> (RedisSentinel, u16, tempfile::TempDir) {
     start_sentinel_with(master_port, "")
 }
 
 /// [`start_sentinel`] with `extra` lines in its configuration.
-fn start_sentinel_with(master_port: u16, extra: &str) -> (Sentinel, u16, tempfile::TempDir) {
+fn start_sentinel_with(master_port: u16, extra: &str) -> (RedisSentinel, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let conf = dir.path().join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let sentinel = RedisSentinel::start(
+        dir.path(),
+        &format!(
             "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
              sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n{extra}",
             dir.path().display(),
         ),
     )
-    .unwrap();
-    let child = Command::new("redis-server")
-        .arg(&conf)
-        .arg("--sentinel")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server --sentinel");
-    let sentinel = Sentinel(child);
+    .expect("redis-server --sentinel");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !sentinel_knows_master(port) {
         assert!(Instant::now() < deadline, "sentinel did not come up");

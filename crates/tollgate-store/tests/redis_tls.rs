@@ -8,7 +8,7 @@ use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
-use tollgate_testkit::{RedisCluster, RedisServer, TlsFiles};
+use tollgate_testkit::{RedisCluster, RedisSentinel, RedisServer, TlsFiles};
 
 /// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`).
 fn self_signed(dir: &Path) {
@@ -408,16 +408,6 @@ fn insecure_with_a_ca_file_is_refused() {
     RedisStore::new(&cfg).unwrap();
 }
 
-/// A sentinel process, killed on drop.
-struct Sentinel(std::process::Child);
-
-impl Drop for Sentinel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Sentinel over TLS: the sentinel and the master it names both have certificates from the
 /// private CA and a password each; the store reaches both over TLS with the CA file and a
 /// client certificate, and authenticates to the master with the master's own password.
@@ -432,10 +422,9 @@ async fn sentinel_over_tls() {
         .unwrap()
         .port();
     let path = |f: &str| dir.path().join(f).display().to_string();
-    let conf = dir.path().join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let _sentinel = RedisSentinel::start(
+        dir.path(),
+        &format!(
             "port 0\nbind 127.0.0.1\ndir {dir}\ntls-port {sentinel_port}\n\
              tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n\
              tls-auth-clients yes\ntls-replication yes\nrequirepass sentinel-s3cret\n\
@@ -447,16 +436,7 @@ async fn sentinel_over_tls() {
             ca = path("ca.pem"),
         ),
     )
-    .unwrap();
-    let _sentinel = Sentinel(
-        Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel"),
-    );
+    .expect("redis-server --sentinel");
 
     let mut cfg = RedisConfig::new(
         RedisMode::Sentinel,

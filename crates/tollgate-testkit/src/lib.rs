@@ -20,6 +20,7 @@
 //! - [`cluster`]: [`RedisCluster`], N masters joined with `redis-cli --cluster create`, over
 //!   TLS too if asked.
 //! - [`migration`]: [`SlotMigration`], one hash slot moved to another master step by step.
+//! - [`sentinel`]: [`RedisSentinel`], a Redis Sentinel on a configuration the test writes.
 //! - [`error`]: [`HarnessError`], what went wrong and what to do about it.
 //! - [`commandstats`]: the round trips clients made to a server, from `INFO commandstats`.
 //! - `ports` (private): free loopback ports.
@@ -48,9 +49,11 @@ pub mod error;
 pub mod migration;
 mod ports;
 mod resp;
+pub mod sentinel;
 pub mod server;
 
 pub use cluster::RedisCluster;
 pub use error::HarnessError;
 pub use migration::SlotMigration;
+pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, TlsFiles};
