@@ -177,9 +177,7 @@ impl CatalogStore for RedisStore {
         let mut last_error = StoreError::Config("no Redis URL given".into());
         for url in &self.urls {
             // With the CA and client certificate the pools use: a bare URL would not carry them.
-            let client = match redis::IntoConnectionInfo::into_connection_info(url.as_str())
-                .map_err(super::config_error)
-                .and_then(|info| super::with_certs(info, self.certs.as_ref()))
+            let client = match super::connection_info(url, self.certs.as_ref())
                 .and_then(|info| redis::Client::open(info).map_err(super::config_error))
             {
                 Ok(client) => client,

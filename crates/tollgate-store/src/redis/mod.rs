@@ -286,6 +286,15 @@ fn with_certs(
     }
 }
 
+/// `url` parsed, with the CA and client certificate of `certs` (see [`with_certs`]).
+fn connection_info(
+    url: &str,
+    certs: Option<&redis::TlsCertificates>,
+) -> Result<redis::ConnectionInfo, StoreError> {
+    let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(config_error)?;
+    with_certs(info, certs)
+}
+
 fn pool_config(size: usize, timeout: Duration) -> deadpool_redis::PoolConfig {
     let mut pc = deadpool_redis::PoolConfig::new(size.max(1));
     pc.timeouts.wait = Some(timeout);
@@ -344,10 +353,8 @@ impl RedisStore {
                 // and goes out with the others then, a pipeline the kernel builds. With
                 // TCP_NODELAY, A/B rounds on one Redis (docs/benchmarks.md, 27 November)
                 // gave 7 and 17 % fewer checks/s at the peak, and no better p99 at half.
-                let info = redis::IntoConnectionInfo::into_connection_info(config.urls[0].as_str())
-                    .map_err(config_error)?;
                 Pool::Standalone(server_pool(
-                    with_certs(info, certs.as_ref())?,
+                    connection_info(&config.urls[0], certs.as_ref())?,
                     config.pool_size,
                     config.timeout,
                 )?)
