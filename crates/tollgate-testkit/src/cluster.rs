@@ -7,7 +7,6 @@
 //! `cluster_state:ok`, all 16384 slots assigned and all N nodes known.
 
 use std::fs::{self, File};
-use std::io;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -197,16 +196,7 @@ impl RedisCluster {
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => HarnessError::NotInstalled {
-                    program: REDIS_CLI,
-                    package: "redis-tools",
-                },
-                _ => HarnessError::Spawn {
-                    program: REDIS_CLI,
-                    source,
-                },
-            })?;
+            .map_err(|source| HarnessError::spawning(REDIS_CLI, "redis-tools", source))?;
 
         let deadline = Instant::now() + CREATE_TIMEOUT;
         let status = loop {

@@ -99,6 +99,21 @@ impl HarnessError {
     }
 }
 
+impl HarnessError {
+    /// Why `program`, from the Debian package `package`, could not be run: not installed, or
+    /// refused by the operating system.
+    pub(crate) fn spawning(
+        program: &'static str,
+        package: &'static str,
+        source: io::Error,
+    ) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => HarnessError::NotInstalled { program, package },
+            _ => HarnessError::Spawn { program, source },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 //! Unlike [`RedisServer`](crate::RedisServer), the harness does not probe it: what "ready"
 //! means (knows its master, answers over TLS) is the test's own question.
 
-use std::io;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -35,16 +34,7 @@ impl RedisSentinel {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|source| match source.kind() {
-                io::ErrorKind::NotFound => HarnessError::NotInstalled {
-                    program: REDIS_SERVER,
-                    package: "redis-server",
-                },
-                _ => HarnessError::Spawn {
-                    program: REDIS_SERVER,
-                    source,
-                },
-            })?;
+            .map_err(|source| HarnessError::spawning(REDIS_SERVER, "redis-server", source))?;
         Ok(RedisSentinel { child })
     }
 }

@@ -232,16 +232,9 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
-        let child = cmd.spawn().map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => HarnessError::NotInstalled {
-                program: REDIS_SERVER,
-                package: "redis-server",
-            },
-            _ => HarnessError::Spawn {
-                program: REDIS_SERVER,
-                source,
-            },
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|source| HarnessError::spawning(REDIS_SERVER, "redis-server", source))?;
         // From here on, any return drops `process`, which kills the child.
         let mut process = Process::new(child, self.dir.path());
 
