@@ -4,8 +4,9 @@
 //! What a person would do: sign in with a wrong token and then the right one, create a plan
 //! and a key, put the key in the plan, make real checks with it, and see the plan page count
 //! them; a plan named like an HTML tag shows as text and runs nothing; a key disabled in the
-//! console is refused at the next check. chromedriver and every Chromium process it starts
-//! are killed when a test ends, however it ends.
+//! console is refused at the next check; a quota's first-period offset is set and changed
+//! in the plan form. chromedriver and every Chromium process it starts are killed when a
+//! test ends, however it ends.
 
 mod support;
 
@@ -599,6 +600,105 @@ async fn console_meter_follows_the_first_periods_offset() {
     assert_eq!(label, "1 of 6 used today");
     let meter = element(&c, &format!("{row} meter")).await;
     assert_eq!(meter.attr("max").await.expect("meter"), Some("6".into()));
+    let _ = c.close().await;
+}
+
+/// Opens the console at `url` (after `#`, a route) and signs in with the admin token.
+async fn open_signed_in(c: &Client, url: &str) {
+    c.goto(url).await.expect("open the console");
+    fill(c, "#signin-token", ADMIN_TOKEN).await;
+    click(c, "#signin-submit").await;
+}
+
+/// The plan `plan_id` as the management API reads it back.
+fn plan_json(t: &Tollgate, plan_id: &str) -> Value {
+    let r = t.admin("GET", &format!("/usageplans/{plan_id}"), "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// The quota's first-period offset, typed in the plan form on create and on edit, is what
+/// the management API then holds; an empty field is no offset, and an offset the API refuses
+/// (not below the limit, negative) shows the API's own message and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_plan_form_sets_the_quota_offset() {
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&[], &[]);
+    let c = driver.browser().await;
+    let base = format!("http://127.0.0.1:{}/console/", t.http_port);
+    open_signed_in(&c, &base).await;
+
+    // Created with a limit of 10 and an offset of 4.
+    fill(&c, "#plan-create input[name=name]", "offset-form-plan").await;
+    fill(&c, "#plan-create input[name=stages]", "console-api:prod").await;
+    fill(&c, "#plan-create input[name=limit]", "10").await;
+    fill(&c, "#plan-create input[name=offset]", "4").await;
+    click(&c, "#plan-create button[type=submit]").await;
+    text_when(&c, "#plans-table", |t| t.contains("offset-form-plan")).await;
+    let plan_id = id_named(&t, "/usageplans", "offset-form-plan");
+    let plan = plan_json(&t, &plan_id);
+    assert_eq!(
+        plan["quota"],
+        json!({"limit": 10, "offset": 4, "period": "DAY"}),
+        "{plan}"
+    );
+
+    // An offset not below the limit is refused by the API, in its own words.
+    fill(&c, "#plan-create input[name=name]", "offset-too-big").await;
+    fill(&c, "#plan-create input[name=limit]", "10").await;
+    fill(&c, "#plan-create input[name=offset]", "10").await;
+    click(&c, "#plan-create button[type=submit]").await;
+    let refused = text_when(&c, "#plan-create .form-error", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("quota.offset")
+            && refused.contains("below quota.limit (10)")
+            && refused.contains("HTTP 400"),
+        "{refused}"
+    );
+    let plans = t.admin("GET", "/usageplans", "").json();
+    assert_eq!(plans["item"].as_array().map(Vec::len), Some(1), "{plans}");
+
+    // On the plan's page the offset is shown, and the edit form starts from it.
+    c.goto(&format!("{base}#/plans/{plan_id}"))
+        .await
+        .expect("plan page");
+    text_when(&c, "#plan-quota", |t| t == "10 per DAY (offset 4)").await;
+    click(&c, "main details summary").await;
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelector('#plan-edit input[name=offset]').value"
+        )
+        .await,
+        json!("4")
+    );
+    fill(&c, "#plan-edit input[name=offset]", "2").await;
+    click(&c, "#plan-edit button[type=submit]").await;
+    text_when(&c, "#plan-quota", |t| t == "10 per DAY (offset 2)").await;
+    assert_eq!(plan_json(&t, &plan_id)["quota"]["offset"], json!(2));
+
+    // A negative offset is the API's to refuse too; the plan keeps its offset.
+    click(&c, "main details summary").await;
+    fill(&c, "#plan-edit input[name=offset]", "-1").await;
+    click(&c, "#plan-edit button[type=submit]").await;
+    let refused = text_when(&c, "#plan-edit .form-error", |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("quota.offset must be at least 0, got -1") && refused.contains("HTTP 400"),
+        "{refused}"
+    );
+    assert_eq!(plan_json(&t, &plan_id)["quota"]["offset"], json!(2));
+
+    // Emptied: no offset.
+    fill(&c, "#plan-edit input[name=offset]", "").await;
+    click(&c, "#plan-edit button[type=submit]").await;
+    text_when(&c, "#plan-quota", |t| t == "10 per DAY").await;
+    let plan = plan_json(&t, &plan_id);
+    assert_eq!(
+        plan["quota"],
+        json!({"limit": 10, "offset": 0, "period": "DAY"}),
+        "{plan}"
+    );
+    assert_no_dialog(&c).await;
     let _ = c.close().await;
 }
 

@@ -22,7 +22,7 @@ import {
 const PERIODS = ["DAY", "WEEK", "MONTH"];
 
 // The fields of a plan, filled from `plan` when editing: name, description, API stages,
-// throttle rate and burst, quota limit and period.
+// throttle rate and burst, quota limit, period and first-period offset.
 export function planFields(plan) {
   const p = plan || {};
   const t = p.throttle || {};
@@ -57,12 +57,20 @@ export function planFields(plan) {
     h(
       "fieldset",
       { class: "row" },
-      h("legend", {}, "Quota (leave the limit empty for none)"),
+      h("legend", {}, "Quota (leave the limit and offset empty for none)"),
       field(
         "Quota limit (requests)",
         input("limit", { type: "number", min: 0, step: 1, inputmode: "numeric", value: q.limit ?? "" }),
       ),
       field("Period (UTC)", period),
+      // No `min` here: the API judges the offset (at least 0, below the limit) and its
+      // message is shown, where the browser would stop a negative one with a bubble of its
+      // own. An offset of 0 shows as empty, which is how "no offset" is typed.
+      field(
+        "Offset (requests)",
+        input("offset", { type: "number", step: 1, inputmode: "numeric", value: q.offset || "" }),
+        "taken off the limit in the quota's first period only; empty for none",
+      ),
     ),
   ];
 }
@@ -80,7 +88,15 @@ export function readPlanForm(form) {
   }
   if (rate !== null) body.throttle = { rateLimit: rate, burstLimit: burst };
   const limit = number(form, "limit", "Quota limit", { integer: true });
-  if (limit !== null) body.quota = { limit, period: form.elements.period.value };
+  const offset = number(form, "offset", "Quota offset", { integer: true });
+  if (limit === null && offset) {
+    throw new FormError("a quota offset needs a quota limit (leave both empty for no quota)");
+  }
+  if (limit !== null) {
+    body.quota = { limit, period: form.elements.period.value };
+    // Sent as typed, so that the API judges the range and its refusal is what is shown.
+    if (offset !== null) body.quota.offset = offset;
+  }
   return body;
 }
 
@@ -120,6 +136,11 @@ export function planPatch(plan, form) {
     }
     if (want.quota.period !== (q && q.period)) {
       ops.push({ op: "replace", path: "/quota/period", value: want.quota.period });
+    }
+    // The API reports an offset of 0 for none, and an empty field means none.
+    const offset = want.quota.offset ?? 0;
+    if (offset !== ((q && q.offset) || 0)) {
+      ops.push({ op: "replace", path: "/quota/offset", value: String(offset) });
     }
   }
   return ops;
