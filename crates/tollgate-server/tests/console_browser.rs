@@ -4,9 +4,10 @@
 //! What a person would do: sign in with a wrong token and then the right one, create a plan
 //! and a key, put the key in the plan, make real checks with it, and see the plan page count
 //! them; a plan named like an HTML tag shows as text and runs nothing; a key disabled in the
-//! console is refused at the next check; a quota's first-period offset is set and changed
-//! in the plan form. chromedriver and every Chromium process it starts are killed when a
-//! test ends, however it ends.
+//! console is refused at the next check; a quota's first-period offset set and changed in
+//! the plan form; a key's remaining quota set on the plan page, then spent by real checks.
+//! chromedriver and every Chromium process it starts are killed when a test ends, however
+//! it ends.
 
 mod support;
 
@@ -241,6 +242,15 @@ async fn assert_no_dialog(c: &Client) {
 
 /// One `POST /v1/check` of `key` on the console test's API stage; the verdict and status.
 fn http_check(t: &Tollgate, key: &str) -> (String, u64) {
+    let v = http_check_answer(t, key);
+    (
+        v["verdict"].as_str().unwrap_or_default().to_string(),
+        v["httpStatus"].as_u64().unwrap_or_default(),
+    )
+}
+
+/// One `POST /v1/check` of `key` on the console test's API stage; the whole answer.
+fn http_check_answer(t: &Tollgate, key: &str) -> Value {
     let body = json!({
         "apiKey": key, "apiId": "console-api", "stage": "prod",
         "resource": "/things", "method": "GET",
@@ -253,11 +263,7 @@ fn http_check(t: &Tollgate, key: &str) -> (String, u64) {
         &body,
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let v = r.json();
-    (
-        v["verdict"].as_str().unwrap_or_default().to_string(),
-        v["httpStatus"].as_u64().unwrap_or_default(),
-    )
+    r.json()
 }
 
 /// The id of the record named `name` in a management list.
@@ -494,7 +500,7 @@ async fn scenario(t: &Tollgate, c: &Client) {
     c.goto(&format!("{base}#/plans/{plan_id}"))
         .await
         .expect("plan page");
-    click(c, &format!("{plan_row} button")).await;
+    click(c, &format!("{plan_row} button.remove")).await;
     let question = text_when(c, "#confirm-text", |t| !t.is_empty()).await;
     assert!(question.contains("console-key"), "{question}");
     click(c, "#confirm-ok").await;
@@ -610,6 +616,17 @@ async fn open_signed_in(c: &Client, url: &str) {
     click(c, "#signin-submit").await;
 }
 
+/// Today's date in UTC, `YYYY-MM-DD`: the day the memory store counts in.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+        / 86_400;
+    let d = tollgate_core::calendar::civil_from_days(days);
+    format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+}
+
 /// The plan `plan_id` as the management API reads it back.
 fn plan_json(t: &Tollgate, plan_id: &str) -> Value {
     let r = t.admin("GET", &format!("/usageplans/{plan_id}"), "");
@@ -698,6 +715,159 @@ async fn console_plan_form_sets_the_quota_offset() {
         json!({"limit": 10, "offset": 0, "period": "DAY"}),
         "{plan}"
     );
+    assert_no_dialog(&c).await;
+    let _ = c.close().await;
+}
+
+/// On the plan page an operator sets what a key has left of today's quota (UpdateUsage):
+/// a negative number gets the API's own refusal, a good one is what the API then reports,
+/// the row and its meter show it at once, and exactly that many more real checks pass
+/// before the next is refused with 429 "Limit Exceeded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sets_a_keys_remaining_quota() {
+    const LIMIT: u64 = 5;
+    const GRANT: u64 = 3;
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&[], &[]);
+    let plan = t
+        .admin(
+            "POST",
+            "/usageplans",
+            &json!({
+                "name": "grant-plan",
+                "apiStages": [{"apiId": "console-api", "stage": "prod"}],
+                "quota": {"limit": LIMIT, "period": "DAY"},
+            })
+            .to_string(),
+        )
+        .json();
+    let plan_id = plan["id"].as_str().expect("plan id").to_string();
+    let value = "grant-key-0123456789abcdef0123456789";
+    let key = t
+        .admin(
+            "POST",
+            "/apikeys",
+            &json!({"name": "grant-key", "value": value, "enabled": true}).to_string(),
+        )
+        .json();
+    let key_id = key["id"].as_str().expect("key id").to_string();
+    let joined = t.admin(
+        "POST",
+        &format!("/usageplans/{plan_id}/keys"),
+        &json!({"keyId": key_id, "keyType": "API_KEY"}).to_string(),
+    );
+    assert_eq!(joined.status, 201, "{}", joined.body);
+    // The day's quota spent: the next check is refused.
+    for _ in 0..LIMIT {
+        assert_eq!(http_check(&t, value), ("OK".to_string(), 200));
+    }
+    assert_eq!(http_check(&t, value), ("QUOTA_EXCEEDED".to_string(), 429));
+    let day = |t: &Tollgate| {
+        let date = today();
+        let u = t
+            .admin(
+                "GET",
+                &format!(
+                    "/usageplans/{plan_id}/usage?startDate={date}&endDate={date}&keyId={key_id}"
+                ),
+                "",
+            )
+            .json();
+        u["values"][&key_id][0].clone()
+    };
+    assert_eq!(day(&t), json!([LIMIT, 0]));
+
+    let c = driver.browser().await;
+    let base = format!("http://127.0.0.1:{}/console/", t.http_port);
+    open_signed_in(&c, &format!("{base}#/plans/{plan_id}")).await;
+    let row = format!("#plan-keys tr[data-key-id='{key_id}']");
+    let form = format!("#plan-keys tr[data-remaining-for='{key_id}'] form");
+    text_when(&c, &format!("{row} .quota-text"), |t| {
+        t == "5 of 5 used today"
+    })
+    .await;
+    assert_eq!(
+        text_when(&c, &format!("{row} .remaining"), |t| !t.is_empty()).await,
+        "0"
+    );
+
+    // A negative number: the API's refusal, in the form, and nothing changes.
+    click(&c, &format!("{row} button.set-remaining")).await;
+    fill(&c, &format!("{form} input[name=remaining]"), "-1").await;
+    click(&c, &format!("{form} button[type=submit]")).await;
+    let refused = text_when(&c, &format!("{form} .form-error"), |t| !t.is_empty()).await;
+    assert!(
+        refused.contains("the value of /remaining must be a whole number from 0 to")
+            && refused.contains("got `-1`")
+            && refused.contains("HTTP 400"),
+        "{refused}"
+    );
+    assert_eq!(day(&t), json!([LIMIT, 0]));
+
+    // GRANT more: the API reports it, and the row and meter follow without a reload.
+    fill(
+        &c,
+        &format!("{form} input[name=remaining]"),
+        &GRANT.to_string(),
+    )
+    .await;
+    click(&c, &format!("{form} button[type=submit]")).await;
+    text_when(&c, &format!("{row} .remaining"), |t| t == GRANT.to_string()).await;
+    assert_eq!(day(&t), json!([LIMIT, GRANT]));
+    let allows = LIMIT + GRANT;
+    assert_eq!(
+        text_when(&c, &format!("{row} .quota-text"), |t| !t.is_empty()).await,
+        format!("{LIMIT} of {allows} used today")
+    );
+    let meter = element(&c, &format!("{row} meter")).await;
+    assert_eq!(
+        meter.attr("max").await.expect("meter"),
+        Some(allows.to_string())
+    );
+    assert_eq!(
+        meter.attr("value").await.expect("meter"),
+        Some(LIMIT.to_string())
+    );
+    let status = text_when(&c, "#status", |t| !t.is_empty()).await;
+    assert!(
+        status.contains("grant-key") && status.contains("3 more calls today"),
+        "{status}"
+    );
+    // The form closed with the redraw.
+    let form_row = c
+        .find(Locator::Css(&format!(
+            "#plan-keys tr[data-remaining-for='{key_id}']"
+        )))
+        .await
+        .expect("form row");
+    assert!(!form_row.is_displayed().await.expect("displayed"));
+
+    // Exactly GRANT more real checks pass today, then the quota refuses again.
+    for i in 0..GRANT {
+        assert_eq!(
+            http_check(&t, value),
+            ("OK".to_string(), 200),
+            "granted check {i}"
+        );
+    }
+    let refused = http_check_answer(&t, value);
+    assert_eq!(refused["verdict"], "QUOTA_EXCEEDED", "{refused}");
+    assert_eq!(refused["httpStatus"], 429, "{refused}");
+    assert_eq!(refused["message"], "Limit Exceeded", "{refused}");
+    // After a reload the row counts them all, with nothing left and the meter full.
+    c.refresh().await.expect("reload");
+    text_when(&c, &format!("{row} .used-today"), |t| {
+        t == allows.to_string()
+    })
+    .await;
+    assert_eq!(
+        text_when(&c, &format!("{row} .remaining"), |t| !t.is_empty()).await,
+        "0"
+    );
+    let meter = element(&c, &format!("{row} meter")).await;
+    let max = meter.attr("max").await.expect("meter");
+    assert!(max.is_some(), "a meter without max");
+    assert_eq!(meter.attr("value").await.expect("meter"), max);
     assert_no_dialog(&c).await;
     let _ = c.close().await;
 }

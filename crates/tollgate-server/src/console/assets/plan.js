@@ -1,10 +1,11 @@
 // One usage plan's page (#/plans/<id>): its limits and an edit form, its usage over the last
-// seven days as a chart, its keys with their use of the current quota period, and adding
-// or removing a key.
+// seven days as a chart, its keys with their use of the current quota period, setting what
+// a key has left of that period, and adding or removing a key.
 
-import { h, field } from "./dom.js";
+import { h, field, uid } from "./dom.js";
 import { call, listAll, seg, serverNow, usage } from "./api.js";
 import {
+  FormError,
   NONE,
   addDays,
   confirmAction,
@@ -12,11 +13,13 @@ import {
   formatNumber,
   isoDay,
   link,
+  number,
   periodStart,
   run,
   showStatus,
   stageText,
   table,
+  text,
 } from "./ui.js";
 import { deletePlan, planFields, planPatch, quotaText, throttleText } from "./plans.js";
 import { usageChart } from "./chart.js";
@@ -70,8 +73,91 @@ function quotaBar(key, quota) {
   );
 }
 
-function keyRow(plan, key, u, refresh) {
-  const remove = h("button", { type: "button", class: "small" }, "Remove");
+// Setting what a key has left of the current quota period (AWS UpdateUsage): a button for
+// the key's row, and a small form in a row of its own under it, hidden until asked for.
+// The input has no `min`: the API decides what a valid number is, so a negative one gets
+// the API's own refusal, which names the range, rather than a browser bubble.
+function remainingControls(plan, key, u, refresh) {
+  const formId = uid("remaining");
+  const when = plan.quota.period === "DAY" ? "today" : `this ${plan.quota.period.toLowerCase()}`;
+  const open = h(
+    "button",
+    { type: "button", class: "small set-remaining", "aria-expanded": "false", "aria-controls": formId },
+    "Set remaining",
+  );
+  open.setAttribute("aria-label", `Set the remaining quota of API key ${key.name}`);
+  const input = h("input", {
+    name: "remaining",
+    type: "number",
+    step: 1,
+    inputmode: "numeric",
+    required: true,
+    autocomplete: "off",
+    value: u.remaining ?? "",
+  });
+  const error = formError();
+  const submit = h("button", { type: "submit" }, "Set");
+  const cancel = h("button", { type: "button", class: "small" }, "Cancel");
+  const form = h(
+    "form",
+    { id: formId, class: "inline set-remaining", "aria-label": `Set the remaining quota of API key ${key.name}` },
+    field(
+      `Remaining ${when}`,
+      input,
+      `calls ${key.name} may still make before the ${plan.quota.period.toLowerCase()} ends (UTC); replaces what is left now`,
+    ),
+    h("div", { class: "actions" }, submit, cancel),
+    error,
+  );
+  const row = h(
+    "tr",
+    { class: "set-remaining-row", hidden: true, dataset: { remainingFor: key.id } },
+    h("td", { colspan: 7 }, form),
+  );
+  const show = (on) => {
+    row.hidden = !on;
+    open.setAttribute("aria-expanded", String(on));
+    if (on) {
+      input.focus();
+      return;
+    }
+    form.reset();
+    error.replaceChildren();
+    error.hidden = true;
+    open.focus();
+  };
+  open.addEventListener("click", () => show(row.hidden));
+  cancel.addEventListener("click", () => show(false));
+  form.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") show(false);
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const set = await run(
+      [submit, cancel, input],
+      async () => {
+        number(form, "remaining", "Remaining quota", { integer: true });
+        const value = text(form, "remaining");
+        if (value === "") throw new FormError("Remaining quota: enter a whole number");
+        await call("PATCH", `/usageplans/${seg(plan.id)}/keys/${seg(key.id)}/usage`, {
+          patchOperations: [{ op: "replace", path: "/remaining", value }],
+        });
+        return value;
+      },
+      error,
+    );
+    if (set) {
+      showStatus(`API key "${key.name}" may make ${formatNumber(Number(set))} more calls ${when}.`);
+      // The row and its meter are drawn again from what the server now reports.
+      await run([], refresh);
+    }
+  });
+  return { open, row };
+}
+
+// A key's row, and under it the row of its remaining-quota form when the plan has a quota.
+function keyRows(plan, key, u, refresh) {
+  const remove = h("button", { type: "button", class: "small remove" }, "Remove");
   remove.setAttribute("aria-label", `Remove API key ${key.name} from this plan`);
   remove.addEventListener("click", async () => {
     const ok = await confirmAction(
@@ -89,17 +175,21 @@ function keyRow(plan, key, u, refresh) {
       await run([], refresh);
     }
   });
-  return h(
-    "tr",
-    { dataset: { keyId: key.id } },
-    h("th", { scope: "row", class: "name" }, key.name),
-    h("td", {}, h("code", {}, key.id)),
-    h("td", { class: "enabled" }, key.enabled === undefined ? NONE : key.enabled ? "yes" : "no"),
-    h("td", { class: "num used-today" }, formatNumber(u.today)),
-    h("td", { class: "num remaining" }, plan.quota ? formatNumber(u.remaining) : NONE),
-    h("td", { class: "bar-cell" }, quotaBar(u, plan.quota)),
-    h("td", { class: "actions-cell" }, remove),
-  );
+  const remaining = plan.quota ? remainingControls(plan, key, u, refresh) : null;
+  return [
+    h(
+      "tr",
+      { dataset: { keyId: key.id } },
+      h("th", { scope: "row", class: "name" }, key.name),
+      h("td", {}, h("code", {}, key.id)),
+      h("td", { class: "enabled" }, key.enabled === undefined ? NONE : key.enabled ? "yes" : "no"),
+      h("td", { class: "num used-today" }, formatNumber(u.today)),
+      h("td", { class: "num remaining" }, plan.quota ? formatNumber(u.remaining) : NONE),
+      h("td", { class: "bar-cell" }, quotaBar(u, plan.quota)),
+      h("td", { class: "actions-cell" }, remaining && remaining.open, " ", remove),
+    ),
+    remaining && remaining.row,
+  ];
 }
 
 export async function planView(container, planId) {
@@ -181,7 +271,7 @@ export async function planView(container, planId) {
   const rows = members
     .map((m) => ({ ...m, ...(byId.get(m.id) || {}) }))
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
-    .map((k) => keyRow(plan, k, keyUsage(values[k.id], firstDay, today, periodFirst), refresh));
+    .map((k) => keyRows(plan, k, keyUsage(values[k.id], firstDay, today, periodFirst), refresh));
   const keysTable = rows.length
     ? table(
         `${rows.length} API key${rows.length === 1 ? "" : "s"}; usage of ${isoDay(today)} (UTC)`,
