@@ -133,6 +133,7 @@ async fn validation_errors_of_every_endpoint() {
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/limit", "value": "lots"}]}).to_string(), 400, "must be an integer"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/period", "value": "YEAR"}]}).to_string(), 400, "quota.period"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/limit", "value": "9007199254740993"}]}).to_string(), 400, "quota.limit: must be at most 4503599627370496"),
+        ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/quota/offset", "value": "-1"}]}).to_string(), 400, "quota.offset must be at least 0, got -1"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "add", "path": "/apiStages", "value": "nocolon"}]}).to_string(), 400, "apiId:stage"),
         ("PATCH", format!("/usageplans/{pid}"), json!({"patchOperations": [{"op": "replace", "path": "/apiStages/x:y/throttle/~1a/GET/rateLimit", "value": "1"}]}).to_string(), 404, "no API stage x:y"),
         ("GET", "/usageplans?limit=0".into(), String::new(), 400, "limit must be a number"),

@@ -293,6 +293,7 @@ mod tests {
                 op("replace", "/throttle/burstLimit", Some("4")),
                 op("replace", "/quota/limit", Some("9")),
                 op("replace", "/quota/period", Some("WEEK")),
+                op("replace", "/quota/offset", Some("3")),
                 op("add", "/apiStages", Some("b:t")),
                 op(
                     "replace",
@@ -310,6 +311,7 @@ mod tests {
         assert_eq!(p.name.as_deref(), Some("n2"));
         assert_eq!(p.throttle.as_ref().unwrap().rate_limit, Some(2.5));
         assert_eq!(p.quota.as_ref().unwrap().period.as_deref(), Some("WEEK"));
+        assert_eq!(p.quota.as_ref().unwrap().offset, Some(3));
         let stages = p.api_stages.as_ref().unwrap();
         assert_eq!(stages.len(), 2);
         let t = &stages[0].throttle.as_ref().unwrap()["/pets/{id}/GET"];
