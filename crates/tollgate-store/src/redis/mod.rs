@@ -487,6 +487,13 @@ impl RedisStore {
             })
         };
         match tokio::time::timeout_at(deadline, work).await {
+            // Connecting a new connection is bounded by the same timeout, started a moment
+            // later; when both fire on the same timer tick the connection's error comes first.
+            // It is still this call's deadline that ran out.
+            Ok(Err(StoreError::Unavailable(_))) if tokio::time::Instant::now() >= deadline => {
+                discard(slot);
+                Err(StoreError::Timeout(self.timeout.as_millis() as u64))
+            }
             Ok(r) => r,
             Err(_) => {
                 // A hung connection would hold up every call multiplexed on it: replace it.
