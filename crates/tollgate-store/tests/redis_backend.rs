@@ -155,6 +155,42 @@ async fn usage_counts_admitted_units() {
     assert_eq!(used, 4);
 }
 
+/// Checks sent one at a time still use every one of the `pool_size` connections: each
+/// connection slot keeps its own. Before, a slot handed its connection back to the pool at
+/// once and the next slot got the same idle one, so all checks went over one connection,
+/// or over up to `pool_size` if the first checks came in a burst.
+#[tokio::test]
+async fn checks_one_at_a_time_use_every_pooled_connection() {
+    let server = RedisServer::start().unwrap();
+    let mut config = RedisConfig::new(RedisMode::Standalone, vec![server.url()]);
+    config.pool_size = 4;
+    let store = RedisStore::new(&config).unwrap();
+    let mut c = raw(&server.url()).await;
+    let mut clients = async || -> usize {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO clients gives connected_clients")
+    };
+    let before = clients().await;
+    for i in 0..40 {
+        store
+            .check(&plan_batch(&format!("p1:conn{i}"), 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        clients().await - before,
+        4,
+        "one connection from each of the 4 slots"
+    );
+}
+
 /// After `SCRIPT FLUSH` the store reloads the script and goes on counting.
 #[tokio::test]
 async fn recovers_from_script_flush() {

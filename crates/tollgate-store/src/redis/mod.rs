@@ -192,9 +192,8 @@ enum Pool {
 /// (many concurrent calls pipelined on one socket), so the store keeps `pool_size` of them in
 /// slots, hands out cheap clones round-robin, and goes back to the pool (which creates and
 /// health-checks connections) only to fill a slot that is empty or whose connection failed.
-/// On standalone and Sentinel a slot hands its connection back to the pool at once, so slots
-/// filled one call at a time share one connection; a Cluster slot keeps its own (see
-/// `Slotted::pooled` for why).
+/// Each slot keeps its connection checked out of the pool (see `Slotted::pooled` for why),
+/// so `pool_size` is the number of connections in use once every slot has been used.
 pub struct RedisStore {
     pool: Pool,
     slots: Vec<ArcSwapOption<Slotted>>,
@@ -406,27 +405,28 @@ impl RedisStore {
     /// of the pool it came from.
     async fn checkout(&self) -> Result<Slotted, StoreError> {
         Ok(match &self.pool {
-            Pool::Standalone(p) => Slotted {
-                conn: Conn::Multiplexed(
-                    (*p.get().await.map_err(|e| pool_error(e, self.ca_file()))?).clone(),
-                ),
-                generation: 0,
-                pooled: None,
-            },
+            Pool::Standalone(p) => {
+                let pooled = p.get().await.map_err(|e| pool_error(e, self.ca_file()))?;
+                Slotted {
+                    conn: Conn::Multiplexed((*pooled).clone()),
+                    generation: 0,
+                    pooled: Pooled::Server(pooled),
+                }
+            }
             Pool::Cluster(p) => {
                 let pooled = p.get().await.map_err(|e| pool_error(e, self.ca_file()))?;
                 Slotted {
                     conn: Conn::Cluster(cluster_call::ClusterCall::new((*pooled).clone())),
                     generation: 0,
-                    pooled: Some(pooled),
+                    pooled: Pooled::Cluster(pooled),
                 }
             }
             Pool::Sentinel(m) => {
-                let (c, generation) = m.connection().await?;
+                let (pooled, generation) = m.connection().await?;
                 Slotted {
-                    conn: Conn::Multiplexed(c),
+                    conn: Conn::Multiplexed((*pooled).clone()),
                     generation,
-                    pooled: None,
+                    pooled: Pooled::Server(pooled),
                 }
             }
         })
@@ -508,28 +508,33 @@ impl RedisStore {
 struct Slotted {
     conn: Conn,
     generation: u64,
-    /// A Cluster connection stays checked out of its pool while its slot holds it.
+    /// The connection stays checked out of its pool while its slot holds it.
     ///
-    /// Why: handed back at once (as the other topologies' are), the pool gives the same idle
-    /// connection to every slot filled one call at a time, and all checks then share one
-    /// Cluster connection. The redis crate's Cluster connection stops answering all its calls
-    /// while it reloads its slot map, and during a reshard under load (every slot moved is a
-    /// `MOVED` and a reload) that reload could wait on calls it had itself stopped until
-    /// they timed out: with one shared connection every check failed (the `cluster_reshard`
-    /// example, 64 and 128 checks in flight: 64-391 timeouts a run; with a connection per
-    /// slot, none in 7 runs).
-    pooled: Option<cluster_pool::Pooled>,
+    /// Why: handed back at once, the pool gives the same idle connection to every slot
+    /// filled one call at a time, so how many connections carried the checks depended on
+    /// whether the first checks came one by one or in a burst (1 or `pool_size`).
+    /// On Cluster it also froze every check: the redis crate's Cluster connection stops
+    /// answering all its calls while it reloads its slot map, and during a reshard under
+    /// load (every slot moved is a `MOVED` and a reload) that reload could wait on calls it
+    /// had itself stopped until they timed out. With one shared connection every check
+    /// failed (the `cluster_reshard` example, 64 and 128 checks in flight: 64-391 timeouts a
+    /// run); with a connection per slot, none in 7 runs.
+    pooled: Pooled,
 }
 
-/// Empties `slot`, whose connection failed or hung. A Cluster connection is taken out of its
-/// pool rather than handed back, where the next checkout would wait on it to answer a `PING`.
+/// A connection checked out of a standalone, Sentinel or Cluster pool.
+enum Pooled {
+    Server(deadpool_redis::Connection),
+    Cluster(cluster_pool::Pooled),
+}
+
+/// Empties `slot`, whose connection failed or hung. Its connection is taken out of its pool
+/// rather than handed back, where the next checkout would wait on it to answer a `PING`.
 fn discard(slot: &ArcSwapOption<Slotted>) {
-    let pooled = slot
-        .swap(None)
-        .and_then(Arc::into_inner)
-        .and_then(|s| s.pooled);
-    if let Some(pooled) = pooled {
-        drop(deadpool::managed::Object::take(pooled));
+    match slot.swap(None).and_then(Arc::into_inner).map(|s| s.pooled) {
+        Some(Pooled::Server(c)) => drop(deadpool_redis::Connection::take(c)),
+        Some(Pooled::Cluster(c)) => drop(deadpool::managed::Object::take(c)),
+        None => {}
     }
 }
 

@@ -122,11 +122,12 @@ impl SentinelMaster {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A connection to the master, and the generation of the pool it came from. Starts
+    /// A connection to the master, checked out of its pool, and the generation of the pool
+    /// it came from. Starts
     /// following the master on first use, since only then is there a runtime to watch from.
     pub(super) async fn connection(
         self: &Arc<Self>,
-    ) -> Result<(redis::aio::MultiplexedConnection, u64), StoreError> {
+    ) -> Result<(deadpool_redis::Connection, u64), StoreError> {
         self.watching.call_once(|| {
             tokio::spawn(watch(Arc::downgrade(self)));
         });
@@ -139,7 +140,7 @@ impl SentinelMaster {
             .get()
             .await
             .map_err(|e| pool_error(e, self.ca_file.as_deref()))?;
-        Ok(((*conn).clone(), pool.generation))
+        Ok((conn, pool.generation))
     }
 
     /// Makes `host:port` the master connections go to, unless it already is; returns its
