@@ -165,19 +165,7 @@ async fn checks_one_at_a_time_use_every_pooled_connection() {
     let mut config = RedisConfig::new(RedisMode::Standalone, vec![server.url()]);
     config.pool_size = 4;
     let store = RedisStore::new(&config).unwrap();
-    let mut c = raw(&server.url()).await;
-    let mut clients = async || -> usize {
-        let info: String = redis::cmd("INFO")
-            .arg("clients")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("connected_clients:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("INFO clients gives connected_clients")
-    };
-    let before = clients().await;
+    let before = server.connected_clients().unwrap();
     for i in 0..40 {
         store
             .check(&plan_batch(&format!("p1:conn{i}"), 1))
@@ -185,7 +173,7 @@ async fn checks_one_at_a_time_use_every_pooled_connection() {
             .unwrap();
     }
     assert_eq!(
-        clients().await - before,
+        server.connected_clients().unwrap() - before,
         4,
         "one connection from each of the 4 slots"
     );

@@ -220,15 +220,7 @@ async fn every_slot_has_its_own_cluster_connection() {
     let mut config = RedisConfig::new(RedisMode::Cluster, cluster.urls());
     config.pool_size = 4;
     let store = RedisStore::new(&config).unwrap();
-    let clients = |node: usize| -> usize {
-        let info = cluster.info(node, "clients").unwrap();
-        info.lines()
-            .find_map(|l| l.strip_prefix("connected_clients:"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
+    let clients = |node: usize| cluster.connected_clients(node).unwrap();
     let before: Vec<usize> = (0..3).map(clients).collect();
     for i in 0..40 {
         store

@@ -55,12 +55,17 @@ fn start_sentinel_with(master_port: u16, extra: &str) -> (RedisSentinel, u16, te
 }
 
 fn sentinel_store(port: u16) -> RedisStore {
+    RedisStore::new(&sentinel_config(port)).unwrap()
+}
+
+/// The store's configuration for master `mymaster` through the sentinel on `port`.
+fn sentinel_config(port: u16) -> RedisConfig {
     let mut cfg = RedisConfig::new(
         RedisMode::Sentinel,
         vec![format!("redis://127.0.0.1:{port}/")],
     );
     cfg.sentinel_master = "mymaster".into();
-    RedisStore::new(&cfg).unwrap()
+    cfg
 }
 
 /// A daily quota of `limit` under `tag`.
@@ -121,6 +126,27 @@ async fn finds_master_through_sentinel() {
         .await
         .unwrap();
     assert_eq!(n, 1, "the count landed on the master");
+}
+
+/// Each connection slot keeps its own connection to the master, as on standalone: checks
+/// sent one at a time open `pool_size` of them, not one.
+#[tokio::test]
+async fn checks_one_at_a_time_use_every_pooled_connection() {
+    let master = RedisServer::start().unwrap();
+    let (_sentinel, port, _dir) = start_sentinel(master.port());
+    let mut cfg = sentinel_config(port);
+    cfg.pool_size = 3;
+    let store = RedisStore::new(&cfg).unwrap();
+    let before = master.connected_clients().unwrap();
+    for i in 0..30 {
+        let batch = quota_batch(&format!("p:conn{i}"), 1);
+        assert!(store.check(&batch).await.unwrap().admitted);
+    }
+    assert_eq!(
+        master.connected_clients().unwrap() - before,
+        3,
+        "one connection to the master from each of the 3 slots"
+    );
 }
 
 /// After a failover that leaves the old master running (`SENTINEL FAILOVER`, or a healed

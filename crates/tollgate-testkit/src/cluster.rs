@@ -128,6 +128,12 @@ impl RedisCluster {
             })
     }
 
+    /// How many client connections node `node` has open; see
+    /// [`RedisServer::connected_clients`].
+    pub fn connected_clients(&self, node: usize) -> Result<usize, HarnessError> {
+        self.nodes[node].connected_clients()
+    }
+
     /// Waits until every node reports `cluster_state:ok`, all slots assigned and all nodes
     /// known, e.g. after restarting a node. Fails with the first node that is not ready.
     pub fn wait_until_ok(&self, timeout: Duration) -> Result<(), HarnessError> {

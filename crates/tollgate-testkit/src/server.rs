@@ -390,6 +390,24 @@ impl RedisServer {
         }
     }
 
+    /// How many client connections the server has open, the one asking included
+    /// (`connected_clients` of `INFO clients`): to count the connections a client made.
+    pub fn connected_clients(&self) -> Result<usize, HarnessError> {
+        let failed = |reply: String| HarnessError::Command {
+            node: format!("127.0.0.1:{}", self.port),
+            command: "INFO clients".into(),
+            reply,
+        };
+        let info = Conn::connect(self.port, START_TIMEOUT)
+            .and_then(|mut c| c.call(&["INFO", "clients"]))
+            .map_err(|e| failed(e.to_string()))?
+            .text()
+            .ok_or_else(|| failed("not text".into()))?;
+        info_field(&info, "connected_clients")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| failed(format!("no connected_clients in {info:?}")))
+    }
+
     /// Freezes the server (`SIGSTOP`): connections are still accepted by the kernel but no
     /// command is answered, as with a hung server or a network partition. Use it to test
     /// timeouts; [`resume`](Self::resume) undoes it. Drop kills a paused server as usual.
