@@ -123,8 +123,8 @@ impl SentinelMaster {
     }
 
     /// A connection to the master, checked out of its pool, and the generation of the pool
-    /// it came from. Starts
-    /// following the master on first use, since only then is there a runtime to watch from.
+    /// it came from. Starts following the master on first use, since only then is there a
+    /// runtime to watch from.
     pub(super) async fn connection(
         self: &Arc<Self>,
     ) -> Result<(deadpool_redis::Connection, u64), StoreError> {
