@@ -51,10 +51,22 @@ pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dy
         cert_file: s.redis.redis_tls_cert_file.clone(),
         key_file: s.redis.redis_tls_key_file.clone(),
     };
-    cfg.pool_size = usize::from(s.redis_pool_size);
+    cfg.pool_size = match s.redis_pool_size {
+        Some(n) => usize::from(n),
+        None => RedisConfig::default_pool_size(mode, request_threads(s.worker_threads)),
+    };
     cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
     let store = Arc::new(RedisStore::new(&cfg)?);
     Ok((store.clone(), store))
+}
+
+/// How many threads serve requests for `--worker-threads` `n`: 0 is one per CPU, tokio's
+/// default.
+fn request_threads(n: u16) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => usize::from(n),
+    }
 }
 
 fn now_s() -> i64 {

@@ -155,9 +155,10 @@ pub struct ServeSettings {
     /// Where limit state and records are kept.
     #[command(flatten)]
     pub redis: RedisArgs,
-    /// Redis connections per instance; each is multiplexed.
-    #[arg(long, env = "TOLLGATE_REDIS_POOL_SIZE", default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub redis_pool_size: u16,
+    /// Redis connections per instance, each multiplexed. Default: one per request thread
+    /// (--worker-threads) on standalone and Sentinel, 8 on Cluster.
+    #[arg(long, env = "TOLLGATE_REDIS_POOL_SIZE", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub redis_pool_size: Option<u16>,
     /// Threads serving requests; 0 (the default) is one per CPU, and 1 runs everything on
     /// one thread. Fewer leave cores to what shares the machine: with Redis on the same
     /// two cores, one thread served more checks per second than two (docs/benchmarks.md).

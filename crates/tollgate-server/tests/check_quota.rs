@@ -69,6 +69,38 @@ async fn seed_scenario_on_redis() {
     assert_eq!(r.verdict(), Verdict::QuotaExceeded);
 }
 
+/// Redis connections tollgate opens after `checks` checks one at a time, with `args`.
+/// Each instance gets a Redis of its own, so only its connections are counted.
+async fn redis_connections_after_checks(args: &[&str], checks: usize) -> usize {
+    let redis = RedisServer::start().unwrap();
+    let t = Tollgate::seeded_on_redis(&redis.url(), args);
+    let mut c = t.client().await;
+    for _ in 0..checks {
+        check(&mut c, seed_request(PREMIUM_KEY)).await;
+    }
+    // Less the one asking.
+    redis.connected_clients().unwrap() - 1
+}
+
+/// By default tollgate keeps one Redis connection per request thread: with one thread, 8
+/// connections served 10-25 % fewer checks per second than 1 (docs/benchmarks.md).
+/// `--redis-pool-size` sets the number, and it is what is used even when checks come one at
+/// a time (a slot used to hand its connection back, and the next slot took the same one).
+#[tokio::test]
+async fn redis_connections_follow_the_threads_or_the_pool_size() {
+    let one = redis_connections_after_checks(&["--worker-threads", "1"], 20).await;
+    let three = redis_connections_after_checks(&["--worker-threads", "3"], 20).await;
+    let five =
+        redis_connections_after_checks(&["--worker-threads", "1", "--redis-pool-size", "5"], 20)
+            .await;
+    assert_eq!(
+        three - one,
+        2,
+        "one connection per thread: {one} and {three}"
+    );
+    assert_eq!(five - one, 4, "five pooled connections: {one} and {five}");
+}
+
 /// The seed scenario on Redis with `--worker-threads 1`, where the whole server runs on
 /// tokio's current-thread scheduler (a different runtime from every other test's binary).
 #[tokio::test]

@@ -173,8 +173,27 @@ impl RedisConfig {
             sentinel_master_username: None,
             sentinel_master_password: None,
             tls: RedisTlsFiles::default(),
-            pool_size: 8,
+            pool_size: Self::default_pool_size(mode, 1),
             timeout: Duration::from_millis(250),
+        }
+    }
+
+    /// How many connections to keep for `mode` when the caller serves requests on
+    /// `threads` threads.
+    ///
+    /// Standalone and Sentinel: one per thread. A multiplexed connection pipelines every call
+    /// in flight on one socket, so one per thread lets each thread drive one, and more only
+    /// split the same calls over more sockets: more reads and writes per check on both ends.
+    /// With one thread beside Redis on two cores, 8 connections served 10-25 % fewer checks
+    /// per second than 1 (docs/benchmarks.md, second session of 7 December).
+    ///
+    /// Cluster: 8 whatever the threads. The redis crate's Cluster connection stops all its
+    /// calls while it reloads the slot map, as it does on every slot moved under a reshard,
+    /// and with one shared connection every check then failed (see `Slotted::pooled`).
+    pub fn default_pool_size(mode: RedisMode, threads: usize) -> usize {
+        match mode {
+            RedisMode::Cluster => 8,
+            RedisMode::Standalone | RedisMode::Sentinel => threads.max(1),
         }
     }
 }
