@@ -83,7 +83,7 @@ async fn redis_connections_after_checks(args: &[&str], checks: usize) -> usize {
 }
 
 /// By default tollgate keeps one Redis connection per request thread: with one thread, 8
-/// connections served 10-25 % fewer checks per second than 1 (docs/benchmarks.md).
+/// connections served about a fifth fewer checks per second than 1 (docs/benchmarks.md).
 /// `--redis-pool-size` sets the number, and it is what is used even when checks come one at
 /// a time (a slot used to hand its connection back, and the next slot took the same one).
 #[tokio::test]

@@ -184,8 +184,8 @@ impl RedisConfig {
     /// Standalone and Sentinel: one per thread. A multiplexed connection pipelines every call
     /// in flight on one socket, so one per thread lets each thread drive one, and more only
     /// split the same calls over more sockets: more reads and writes per check on both ends.
-    /// With one thread beside Redis on two cores, 8 connections served 10-25 % fewer checks
-    /// per second than 1 (docs/benchmarks.md, second session of 7 December).
+    /// With one thread beside Redis on two cores, 8 connections served about a fifth fewer
+    /// checks per second than 1 (docs/benchmarks.md, second session of 7 December).
     ///
     /// Cluster: 8 whatever the threads. The redis crate's Cluster connection stops all its
     /// calls while it reloads the slot map, as it does on every slot moved under a reshard,
