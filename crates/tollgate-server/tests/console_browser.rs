@@ -556,31 +556,33 @@ async fn console_scenario_on_redis() {
     let _ = c.close().await;
 }
 
-/// In a quota's first period with an offset the plan allows its limit less the offset, and
-/// the meter says so: what was used plus what the server says remains, not the plan's limit.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn console_meter_follows_the_first_periods_offset() {
-    let driver = Driver::start();
-    let t = Tollgate::start_admin(&[], &[]);
+/// A plan `name` for `console-api`/`prod` with `quota`, and an enabled key `key_name` of
+/// `value` in it, made through the management API; their ids.
+fn plan_with_key(
+    t: &Tollgate,
+    name: &str,
+    quota: serde_json::Value,
+    key_name: &str,
+    value: &str,
+) -> (String, String) {
     let plan = t
         .admin(
             "POST",
             "/usageplans",
             &json!({
-                "name": "offset-plan",
+                "name": name,
                 "apiStages": [{"apiId": "console-api", "stage": "prod"}],
-                "quota": {"limit": 10, "offset": 4, "period": "DAY"},
+                "quota": quota,
             })
             .to_string(),
         )
         .json();
     let plan_id = plan["id"].as_str().expect("plan id").to_string();
-    let value = "offset-key-0123456789abcdef0123456789";
     let key = t
         .admin(
             "POST",
             "/apikeys",
-            &json!({"name": "offset-key", "value": value, "enabled": true}).to_string(),
+            &json!({"name": key_name, "value": value, "enabled": true}).to_string(),
         )
         .json();
     let key_id = key["id"].as_str().expect("key id").to_string();
@@ -590,6 +592,23 @@ async fn console_meter_follows_the_first_periods_offset() {
         &json!({"keyId": key_id, "keyType": "API_KEY"}).to_string(),
     );
     assert_eq!(joined.status, 201, "{}", joined.body);
+    (plan_id, key_id)
+}
+
+/// In a quota's first period with an offset the plan allows its limit less the offset, and
+/// the meter says so: what was used plus what the server says remains, not the plan's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_meter_follows_the_first_periods_offset() {
+    let driver = Driver::start();
+    let t = Tollgate::start_admin(&[], &[]);
+    let value = "offset-key-0123456789abcdef0123456789";
+    let (plan_id, key_id) = plan_with_key(
+        &t,
+        "offset-plan",
+        json!({"limit": 10, "offset": 4, "period": "DAY"}),
+        "offset-key",
+        value,
+    );
     assert_eq!(http_check(&t, value), ("OK".to_string(), 200));
 
     let c = driver.browser().await;
@@ -729,34 +748,14 @@ async fn console_sets_a_keys_remaining_quota() {
     const GRANT: u64 = 3;
     let driver = Driver::start();
     let t = Tollgate::start_admin(&[], &[]);
-    let plan = t
-        .admin(
-            "POST",
-            "/usageplans",
-            &json!({
-                "name": "grant-plan",
-                "apiStages": [{"apiId": "console-api", "stage": "prod"}],
-                "quota": {"limit": LIMIT, "period": "DAY"},
-            })
-            .to_string(),
-        )
-        .json();
-    let plan_id = plan["id"].as_str().expect("plan id").to_string();
     let value = "grant-key-0123456789abcdef0123456789";
-    let key = t
-        .admin(
-            "POST",
-            "/apikeys",
-            &json!({"name": "grant-key", "value": value, "enabled": true}).to_string(),
-        )
-        .json();
-    let key_id = key["id"].as_str().expect("key id").to_string();
-    let joined = t.admin(
-        "POST",
-        &format!("/usageplans/{plan_id}/keys"),
-        &json!({"keyId": key_id, "keyType": "API_KEY"}).to_string(),
+    let (plan_id, key_id) = plan_with_key(
+        &t,
+        "grant-plan",
+        json!({"limit": LIMIT, "period": "DAY"}),
+        "grant-key",
+        value,
     );
-    assert_eq!(joined.status, 201, "{}", joined.body);
     // The day's quota spent: the next check is refused.
     for _ in 0..LIMIT {
         assert_eq!(http_check(&t, value), ("OK".to_string(), 200));
