@@ -41,7 +41,9 @@ pub fn parse_date(field: &str, s: &str) -> Result<i64, AdminError> {
     let [y, m, d] = parts[..] else {
         return Err(bad());
     };
-    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+    // Digits only: `str::parse` also takes a sign, so `2026-11-+1` read as the 1st.
+    let digits = |p: &str, len: usize| p.len() == len && p.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
         return Err(bad());
     }
     let num = |p: &str| p.parse::<i64>().map_err(|_| bad());
@@ -405,6 +407,9 @@ mod tests {
             "2026/11/26",
             "",
             "2026-1-01",
+            "2121-11-+1",
+            "+202-11-01",
+            "2026-+1-01",
         ] {
             assert!(parse_date("startDate", bad).is_err(), "{bad}");
         }
