@@ -178,6 +178,15 @@ async fn element(c: &Client, css: &str) -> Element {
         .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
 }
 
+/// The `value` and `max` of the quota meter in the key row `row`.
+async fn meter(c: &Client, row: &str) -> (Option<String>, Option<String>) {
+    let meter = element(c, &format!("{row} meter")).await;
+    (
+        meter.attr("value").await.expect("meter value"),
+        meter.attr("max").await.expect("meter max"),
+    )
+}
+
 /// The text of `css` once `ok` holds for it.
 async fn text_when(c: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + WAIT;
@@ -423,14 +432,9 @@ async fn scenario(t: &Tollgate, c: &Client) {
     assert_eq!(used, CHECKS.to_string());
     let remaining = text_when(c, &format!("{plan_row} .remaining"), |t| !t.is_empty()).await;
     assert_eq!(remaining, (LIMIT - CHECKS).to_string());
-    let meter = element(c, &format!("{plan_row} meter")).await;
     assert_eq!(
-        meter.attr("value").await.expect("meter"),
-        Some(CHECKS.to_string())
-    );
-    assert_eq!(
-        meter.attr("max").await.expect("meter"),
-        Some(LIMIT.to_string())
+        meter(c, &plan_row).await,
+        (Some(CHECKS.to_string()), Some(LIMIT.to_string()))
     );
     // Today is the chart's last bar.
     let today_bar = text_when(c, "svg.chart g.day:last-of-type text.value", |t| {
@@ -613,18 +617,13 @@ async fn console_meter_follows_the_first_periods_offset() {
 
     let c = driver.browser().await;
     let base = format!("http://127.0.0.1:{}/console/", t.http_port);
-    c.goto(&format!("{base}#/plans/{plan_id}"))
-        .await
-        .expect("open the plan page");
-    fill(&c, "#signin-token", ADMIN_TOKEN).await;
-    click(&c, "#signin-submit").await;
+    open_signed_in(&c, &format!("{base}#/plans/{plan_id}")).await;
     let row = format!("#plan-keys tr[data-key-id='{key_id}']");
     let remaining = text_when(&c, &format!("{row} .remaining"), |t| !t.is_empty()).await;
     assert_eq!(remaining, "5");
     let label = text_when(&c, &format!("{row} .quota-text"), |t| !t.is_empty()).await;
     assert_eq!(label, "1 of 6 used today");
-    let meter = element(&c, &format!("{row} meter")).await;
-    assert_eq!(meter.attr("max").await.expect("meter"), Some("6".into()));
+    assert_eq!(meter(&c, &row).await.1, Some("6".into()));
     let _ = c.close().await;
 }
 
@@ -818,14 +817,9 @@ async fn console_sets_a_keys_remaining_quota() {
         text_when(&c, &format!("{row} .quota-text"), |t| !t.is_empty()).await,
         format!("{LIMIT} of {allows} used today")
     );
-    let meter = element(&c, &format!("{row} meter")).await;
     assert_eq!(
-        meter.attr("max").await.expect("meter"),
-        Some(allows.to_string())
-    );
-    assert_eq!(
-        meter.attr("value").await.expect("meter"),
-        Some(LIMIT.to_string())
+        meter(&c, &row).await,
+        (Some(LIMIT.to_string()), Some(allows.to_string()))
     );
     let status = text_when(&c, "#status", |t| !t.is_empty()).await;
     assert!(
@@ -863,10 +857,9 @@ async fn console_sets_a_keys_remaining_quota() {
         text_when(&c, &format!("{row} .remaining"), |t| !t.is_empty()).await,
         "0"
     );
-    let meter = element(&c, &format!("{row} meter")).await;
-    let max = meter.attr("max").await.expect("meter");
+    let (value, max) = meter(&c, &row).await;
     assert!(max.is_some(), "a meter without max");
-    assert_eq!(meter.attr("value").await.expect("meter"), max);
+    assert_eq!(value, max);
     assert_no_dialog(&c).await;
     let _ = c.close().await;
 }
