@@ -53,20 +53,17 @@ pub fn build_stores(s: &ServeSettings) -> anyhow::Result<(Arc<dyn Store>, Arc<dy
     };
     cfg.pool_size = match s.redis_pool_size {
         Some(n) => usize::from(n),
-        None => RedisConfig::default_pool_size(mode, request_threads(s.worker_threads)),
+        None => RedisConfig::default_pool_size(mode, request_threads()),
     };
     cfg.timeout = Duration::from_millis(s.redis_timeout_ms);
     let store = Arc::new(RedisStore::new(&cfg)?);
     Ok((store.clone(), store))
 }
 
-/// How many threads serve requests for `--worker-threads` `n`: 0 is one per CPU, tokio's
-/// default.
-fn request_threads(n: u16) -> usize {
-    match n {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => usize::from(n),
-    }
+/// How many threads serve requests: the workers of the runtime `main` built from
+/// `--worker-threads`, asked rather than worked out again from the flag.
+fn request_threads() -> usize {
+    tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers())
 }
 
 fn now_s() -> i64 {
