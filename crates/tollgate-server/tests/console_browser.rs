@@ -711,8 +711,11 @@ async fn console_plan_form_sets_the_quota_offset() {
     click(&c, "#plan-edit button[type=submit]").await;
     text_when(&c, "#plan-quota", |t| t == "10 per DAY (offset 2)").await;
     assert_eq!(plan_json(&t, &plan_id)["quota"]["offset"], json!(2));
+    let saved = text_when(&c, "#status", |t| !t.is_empty()).await;
+    assert!(saved.starts_with("Saved usage plan"), "{saved}");
 
-    // A negative offset is the API's to refuse too; the plan keeps its offset.
+    // A negative offset is the API's to refuse too; the plan keeps its offset, and the
+    // earlier "Saved" news leaves the page so it cannot read as this edit's outcome.
     click(&c, "main details summary").await;
     fill(&c, "#plan-edit input[name=offset]", "-1").await;
     click(&c, "#plan-edit button[type=submit]").await;
@@ -720,6 +723,14 @@ async fn console_plan_form_sets_the_quota_offset() {
     assert!(
         refused.contains("quota.offset must be at least 0, got -1") && refused.contains("HTTP 400"),
         "{refused}"
+    );
+    assert_eq!(
+        js(
+            &c,
+            "const s = document.getElementById('status'); return [s.hidden, s.textContent]"
+        )
+        .await,
+        json!([true, ""])
     );
     assert_eq!(plan_json(&t, &plan_id)["quota"]["offset"], json!(2));
 

@@ -28,11 +28,13 @@ export function showStatus(message) {
 }
 
 export function clearNotices() {
-  for (const id of ["alert", "status"]) {
-    const el = document.getElementById(id);
-    el.replaceChildren();
-    el.hidden = true;
-  }
+  for (const id of ["alert", "status"]) hideNotice(id);
+}
+
+function hideNotice(id) {
+  const el = document.getElementById(id);
+  el.replaceChildren();
+  el.hidden = true;
 }
 
 // The message to show for a failure.
@@ -65,6 +67,8 @@ export async function run(controls, action, errorEl) {
       onAuthError(err);
       return undefined;
     }
+    // An earlier success's news ("Saved ...") would read as this action's outcome.
+    hideNotice("status");
     const message = describe(err);
     if (errorEl) {
       errorEl.replaceChildren(message);
