@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tollgate_proto::v1::quota_service_server::QuotaService;
 use tonic::body::Body;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 /// The largest request message accepted, as tonic's default.
@@ -134,8 +135,13 @@ where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
 {
-    let answer = match read_message::<Req>(req).await {
-        Ok(message) => method(Request::new(message)).await,
+    let (parts, body) = req.into_parts();
+    let answer = match read_message::<Req>(&parts.headers, body).await {
+        // The metadata goes along as tonic would pass it: the caller's trace context is in it.
+        Ok(message) => {
+            let metadata = MetadataMap::from_headers(parts.headers);
+            method(Request::from_parts(metadata, parts.extensions, message)).await
+        }
         Err(status) => Err(status),
     };
     match answer {
@@ -145,8 +151,11 @@ where
 }
 
 /// The one length-prefixed message of a unary request body, decoded.
-async fn read_message<M: Message + Default>(req: http::Request<Body>) -> Result<M, Status> {
-    if let Some(encoding) = req.headers().get("grpc-encoding") {
+async fn read_message<M: Message + Default>(
+    headers: &http::HeaderMap,
+    body: Body,
+) -> Result<M, Status> {
+    if let Some(encoding) = headers.get("grpc-encoding") {
         if encoding.as_bytes() != b"identity" {
             return Err(Status::unimplemented(format!(
                 "Content is compressed with `{}` which isn't supported",
@@ -155,7 +164,7 @@ async fn read_message<M: Message + Default>(req: http::Request<Body>) -> Result<
         }
     }
     // The frame header (5 bytes) rides on top of the message limit.
-    let body = Limited::new(req.into_body(), MAX_REQUEST_BYTES + 5)
+    let body = Limited::new(body, MAX_REQUEST_BYTES + 5)
         .collect()
         .await
         .map_err(|e| {
