@@ -230,6 +230,31 @@ pub struct ServeSettings {
         value_name = "NAME"
     )]
     pub ext_authz_api_key_header: String,
+
+    // Observability.
+    /// OpenTelemetry collector to send traces to, over OTLP/gRPC, as http://HOST:PORT (4317
+    /// is the collector's usual port): a span per check, joined to the caller's trace by its
+    /// W3C traceparent header. Sampling follows OTEL_TRACES_SAMPLER and the service name
+    /// OTEL_SERVICE_NAME (default tollgate). Without it no spans are made.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+}
+
+/// An OTLP/gRPC endpoint: a plain-text http:// URL with a host. The exporter is built
+/// without TLS, so https:// is refused here rather than failing at every export.
+fn otlp_endpoint(raw: &str) -> Result<String, String> {
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|e| format!("not a URL ({e}); expected http://HOST:PORT"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
+        (Some("https"), _) => Err(
+            "https:// is not supported: tollgate sends traces without TLS, so point it at a \
+             collector on the same host or network over http://HOST:PORT"
+                .to_owned(),
+        ),
+        _ => Err("expected http://HOST:PORT".to_owned()),
+    }
 }
 
 /// Which rate-limit headers Envoy rate-limit answers carry.
@@ -279,6 +304,7 @@ impl fmt::Debug for ServeSettings {
             .field("failure_mode", &self.failure_mode)
             .field("usage_retention_days", &self.usage_retention_days)
             .field("rls_config", &self.rls_config)
+            .field("otlp_endpoint", &self.otlp_endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -357,5 +383,29 @@ mod tests {
             "/etc/redis/client.pem"
         ])
         .is_err());
+    }
+
+    /// An OTLP endpoint must be http://HOST[:PORT]; anything else is refused with the form
+    /// expected, and https:// with why.
+    #[test]
+    fn otlp_endpoint_flag() {
+        let parse = |v: &str| Cli::try_parse_from(["tollgate", "serve", "--otlp-endpoint", v]);
+        let cli = parse("http://collector:4317").unwrap();
+        let Command::Serve(s) = cli.command else {
+            panic!("parsed serve")
+        };
+        assert_eq!(s.otlp_endpoint.as_deref(), Some("http://collector:4317"));
+        for bad in [
+            "collector:4317",
+            "",
+            "http://",
+            "grpc://collector:4317",
+            "http://a b",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("http://HOST:PORT"), "{bad:?}: {e}");
+        }
+        let e = parse("https://collector:4317").unwrap_err().to_string();
+        assert!(e.contains("https:// is not supported"), "{e}");
     }
 }

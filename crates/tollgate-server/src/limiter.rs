@@ -17,7 +17,7 @@ use tollgate_core::rls::check::{
 };
 use tollgate_core::rls::RlsRegistry;
 use tollgate_store::{Store, StoreError};
-use tracing::warn;
+use tracing::{warn, Instrument};
 
 /// The shared limiter of one tollgate instance.
 pub struct Limiter {
@@ -148,7 +148,7 @@ impl Limiter {
             .through_denials(
                 epoch,
                 Some(&resolved.batch),
-                self.store.check(&resolved.batch),
+                in_store_span(self.store.backend(), self.store.check(&resolved.batch)),
                 |o| Some(o),
             )
             .await;
@@ -198,9 +198,12 @@ impl Limiter {
             _ => None,
         };
         let asked = self
-            .through_denials(epoch, cacheable, self.store.check_all(&plan.parts), |o| {
-                o.parts.first()
-            })
+            .through_denials(
+                epoch,
+                cacheable,
+                in_store_span(self.store.backend(), self.store.check_all(&plan.parts)),
+                |o| o.parts.first(),
+            )
             .await;
         match asked {
             Ok(Answer::Cached(outcome)) => {
@@ -265,6 +268,17 @@ impl Limiter {
             }
         }
         answer.map(Answer::Fresh)
+    }
+}
+
+/// Runs one store call in a span of its own under the check's, when spans are on (an OTLP
+/// endpoint is set), so a trace shows the Redis round trip apart from tollgate's own time.
+async fn in_store_span<T>(backend: &'static str, call: impl Future<Output = T>) -> T {
+    let span = tracing::debug_span!("store.check", backend);
+    if span.is_disabled() {
+        call.await
+    } else {
+        call.instrument(span).await
     }
 }
 

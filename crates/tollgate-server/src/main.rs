@@ -46,7 +46,20 @@ fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    telemetry::init(&cli.log_format);
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(settings) => settings.otlp_endpoint.clone(),
+        _ => None,
+    };
+    let telemetry = match telemetry::init(&cli.log_format, otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(endpoint) = otlp_endpoint.filter(|_| telemetry.exporting()) {
+        tracing::info!(%endpoint, "sending traces over OTLP/gRPC");
+    }
     let result = match cli.command {
         Command::Serve(settings) => app::serve(settings, shutdown::signal()).await,
         Command::CheckConfig { config } => {
@@ -54,6 +67,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Apply(args) => bootstrap::apply_command(args).await,
     };
+    telemetry.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,21 +1,174 @@
-//! Logging set-up: `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+//! Logging and tracing set-up: `tracing` to stderr, filtered by `RUST_LOG` (default `info`),
+//! and, when an OTLP endpoint is given, the service's spans sent to an OpenTelemetry
+//! collector over OTLP/gRPC, each check joined to its caller's trace by W3C `traceparent`.
+//!
+//! Without an endpoint no exporter exists and the check spans (at debug level) stay disabled,
+//! so a check pays nothing for tracing.
 
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use thiserror::Error;
+use tracing::{Level, Metadata, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
-/// Installs the global subscriber; `format` is `text` or `json`.
-pub fn init(format: &str) {
+/// The service name traces carry unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
+/// names one.
+const SERVICE_NAME: &str = "tollgate";
+
+/// Why tracing could not be set up.
+#[derive(Debug, Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter refused its settings.
+    #[error("cannot set up the OTLP trace exporter for {endpoint}: {source}")]
+    Exporter {
+        /// The endpoint given.
+        endpoint: String,
+        /// What the exporter said.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// A transport other than gRPC was asked for.
+    #[error("OTEL_EXPORTER_OTLP_PROTOCOL is {0:?}; tollgate sends traces over OTLP/gRPC only (unset it, or set it to grpc)")]
+    Protocol(String),
+}
+
+/// What was set up; [`Telemetry::shutdown`] sends the spans still buffered.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are being exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the exporter, waiting at most the SDK's export timeout.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        // The SDK's shutdown blocks until the last batch is sent, and the gRPC exporter's
+        // connection is driven by this runtime, which may have only this thread.
+        let stopped = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        match stopped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("tollgate: the trace exporter did not stop cleanly: {e}"),
+            Err(e) => eprintln!("tollgate: the trace exporter did not stop cleanly: {e}"),
+        }
+    }
+}
+
+/// Installs the global subscriber: logs in `format` (`text` or `json`), and spans to
+/// `otlp_endpoint` (an OTLP/gRPC URL such as `http://collector:4317`) when given. Must run
+/// inside the tokio runtime, which drives the exporter's connection.
+pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr);
-    // A second init (tests starting several servers in one process) is harmless.
-    let _ = if format == "json" {
-        builder.json().try_init()
+    let logs = if format == "json" {
+        logs.json().boxed()
     } else {
-        builder.try_init()
+        logs.boxed()
+    }
+    .with_filter(filter);
+    let provider = match otlp_endpoint {
+        Some(endpoint) => Some(tracer_provider(endpoint)?),
+        None => None,
     };
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(SERVICE_NAME))
+            // Activation would start a span's trace when it is entered, and an `instrument`ed
+            // handler is entered before it can read the caller's traceparent; no code here
+            // reads OpenTelemetry's own current context.
+            .with_context_activation(false)
+            .with_filter(filter_fn(exported))
+    });
+    // A second init (tests starting several servers in one process) is harmless.
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init();
+    Ok(Telemetry { provider })
+}
+
+/// What goes into traces whatever `RUST_LOG` says: tollgate's own spans, the per-check ones
+/// at debug level included, and its log lines at info and above as span events.
+fn exported(meta: &Metadata<'_>) -> bool {
+    let ours = meta.target().starts_with("tollgate");
+    let level = if meta.is_span() {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    ours && *meta.level() <= level
+}
+
+fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+        if !protocol.is_empty() && protocol != "grpc" {
+            return Err(TelemetryError::Protocol(protocol));
+        }
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|source| TelemetryError::Exporter {
+            endpoint: endpoint.to_owned(),
+            source,
+        })?;
+    let detected = Resource::builder().build();
+    let named = detected
+        .get(&opentelemetry::Key::from_static_str("service.name"))
+        .is_some_and(|name| !name.as_str().starts_with("unknown_service"));
+    let resource = if named {
+        detected
+    } else {
+        Resource::builder().with_service_name(SERVICE_NAME).build()
+    };
+    // The sampler follows OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default: the
+    // caller's decision when it sent one, else every check), and batching follows
+    // OTEL_BSP_*: both are read by the SDK.
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// Makes the current span a child of the caller's trace when spans are exported and the
+/// caller sent a W3C `traceparent` (Envoy does, with tracing on); otherwise does nothing.
+pub fn follow_caller(headers: &http::HeaderMap) {
+    let span = Span::current();
+    if span.is_disabled() || !headers.contains_key("traceparent") {
+        return;
+    }
+    let parent = TraceContextPropagator::new().extract(&HeaderCarrier(headers));
+    // Fails only when the span has already started, which a handler's first line precedes.
+    let _ = span.set_parent(parent);
+}
+
+/// Reads trace context from request headers.
+struct HeaderCarrier<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderCarrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// Colour only for a person at a terminal: escape codes in a file, journald or a container's

@@ -204,6 +204,7 @@ pub async fn handler(
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
+    crate::telemetry::follow_caller(&headers);
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => return answer_bad_input(&BadInput(e.body_text()), Mode::Nginx),

@@ -28,7 +28,7 @@ use crate::metrics::protocol;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -286,8 +286,10 @@ pub fn add_headers(response: &mut Response, headers: &[Header]) {
 )]
 pub async fn handler(
     State(limiter): State<Arc<Limiter>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    crate::telemetry::follow_caller(&headers);
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {

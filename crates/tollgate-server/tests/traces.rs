@@ -1,0 +1,451 @@
+//! OpenTelemetry traces from the real binary: with `--otlp-endpoint`, every check adapter's
+//! span reaches an OTLP/gRPC collector, as the child of the caller's W3C `traceparent` when
+//! one was sent, with the store call as its own child span, and never with the key's value.
+//!
+//! The collector here is the OTLP trace service from the OpenTelemetry protos
+//! (opentelemetry-proto), served by tonic on a free port, keeping what it is sent.
+
+mod support;
+
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::extensions::common::ratelimit::v3::{
+    rate_limit_descriptor::Entry, RateLimitDescriptor,
+};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Peer, Request as AuthzHttp,
+};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use envoy_types::pb::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
+use envoy_types::pb::envoy::service::ratelimit::v3::RateLimitRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+use tonic::metadata::MetadataValue;
+
+/// A span as the collector got it, with its service's name.
+#[derive(Clone, Debug)]
+struct Got {
+    service: String,
+    span: Span,
+}
+
+impl Got {
+    fn attr(&self, key: &str) -> Option<String> {
+        self.span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(text)
+    }
+}
+
+fn text(kv: &KeyValue) -> Option<String> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        AnyValue::IntValue(i) => Some(i.to_string()),
+        AnyValue::BoolValue(b) => Some(b.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+/// An OTLP trace collector on a free port, keeping every span it is sent.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<Got>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut kept = self.spans.lock().expect("collector lock");
+        for resource_spans in request.into_inner().resource_spans {
+            let service = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(text)
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    kept.push(Got {
+                        service: service.clone(),
+                        span,
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Collector {
+    /// Starts serving; returns the collector and its endpoint URL.
+    async fn start() -> (Collector, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the collector");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let collector = Collector::default();
+        let service = TraceServiceServer::new(collector.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream_of(listener)),
+        );
+        (collector, url)
+    }
+
+    /// Waits up to 10 s for a span named `name` in trace `trace_id` (hex), and returns it.
+    async fn span(&self, name: &str, trace_id: &str) -> Got {
+        self.wait_for(|g| g.span.name == name && hex(&g.span.trace_id) == trace_id)
+            .await
+            .unwrap_or_else(|| panic!("no span {name} in trace {trace_id}: {:#?}", self.names()))
+    }
+
+    async fn wait_for(&self, pick: impl Fn(&Got) -> bool) -> Option<Got> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(g) = self.spans.lock().expect("lock").iter().find(|g| pick(g)) {
+                return Some(g.clone());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn names(&self) -> Vec<(String, String)> {
+        let spans = self.spans.lock().expect("lock");
+        spans
+            .iter()
+            .map(|g| (g.span.name.clone(), hex(&g.span.trace_id)))
+            .collect()
+    }
+
+    fn all(&self) -> Vec<Got> {
+        self.spans.lock().expect("lock").clone()
+    }
+}
+
+/// A listener as the incoming-connection stream tonic serves.
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let next = l.accept().await.map(|(s, _)| s);
+        Some((next, l))
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A caller's W3C trace context: trace id, parent span id, and the header carrying them.
+struct Caller {
+    trace_id: String,
+    span_id: String,
+}
+
+impl Caller {
+    fn new(n: u8) -> Caller {
+        Caller {
+            trace_id: format!(
+                "{:032x}",
+                0x0af7651916cd43dd8448eb211c80319c_u128 + u128::from(n)
+            ),
+            span_id: format!("{:016x}", 0xb7ad6b7169203331_u64 + u64::from(n)),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+
+    fn grpc<T>(&self, message: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(message);
+        let value: MetadataValue<_> = self.traceparent().parse().expect("metadata value");
+        r.metadata_mut().insert("traceparent", value);
+        r
+    }
+}
+
+const RLS_DOMAIN: &str = "domain: traced\ndescriptors:\n  - key: tier\n    rate_limit: {unit: minute, requests_per_unit: 100}\n";
+
+/// Starts tollgate on the seed plans with an RLS domain, sending spans to `endpoint`.
+fn traced_tollgate(endpoint: &str, rls_dir: &std::path::Path, extra: &[&str]) -> Tollgate {
+    let seed = seed_config();
+    let mut args = vec![
+        "--config",
+        seed.to_str().expect("utf-8 path"),
+        "--rls-config",
+        rls_dir.to_str().expect("utf-8 path"),
+        "--otlp-endpoint",
+        endpoint,
+    ];
+    args.extend_from_slice(extra);
+    Tollgate::start_with_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", "50")])
+}
+
+fn rls_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("traced.yaml"), RLS_DOMAIN).expect("write the domain");
+    dir
+}
+
+/// Asserts `got` is the caller's child, named for its adapter, with the check's fields, and
+/// that the store call is its child in turn.
+async fn assert_check_span(collector: &Collector, name: &str, caller: &Caller) -> Got {
+    let got = collector.span(name, &caller.trace_id).await;
+    assert_eq!(hex(&got.span.parent_span_id), caller.span_id, "{got:#?}");
+    assert_eq!(got.service, "tollgate", "{got:#?}");
+    let own_id = got.span.span_id.clone();
+    let store = collector
+        .wait_for(|g| g.span.name == "store.check" && g.span.parent_span_id == own_id)
+        .await
+        .unwrap_or_else(|| panic!("no store span under {name}: {:#?}", collector.names()));
+    assert_eq!(hex(&store.span.trace_id), caller.trace_id);
+    assert_eq!(
+        store.attr("backend").as_deref(),
+        Some("memory"),
+        "{store:#?}"
+    );
+    got
+}
+
+/// Each check adapter (CheckQuota, Envoy RLS and ext_authz, POST /v1/check, GET /v1/auth)
+/// joins the caller's trace: its span has the caller's trace id and span as parent, carries
+/// the check's plan, key id and verdict, and has the store call as a child. A check with no
+/// `traceparent` starts a trace of its own. No span anywhere carries the key's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_adapter_joins_the_callers_trace() {
+    let (collector, endpoint) = Collector::start().await;
+    let dir = rls_dir();
+    let t = traced_tollgate(&endpoint, dir.path(), &[]);
+
+    // CheckQuota, through the gRPC hot path.
+    let caller = Caller::new(1);
+    let mut client = t.client().await;
+    let answer = client
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota")
+        .into_inner();
+    assert_eq!(answer.http_status, 200);
+    let span = assert_check_span(&collector, "CheckQuota", &caller).await;
+    assert_eq!(
+        span.attr("plan_id").as_deref(),
+        Some(answer.usage_plan_id.as_str())
+    );
+    assert_eq!(span.attr("key_id").as_deref(), Some(answer.key_id.as_str()));
+    assert_eq!(span.attr("verdict").as_deref(), Some("ok"));
+    assert_eq!(span.attr("api_id").as_deref(), Some("demo-API-usage-plan"));
+
+    // Envoy RLS, one descriptor of the file's domain.
+    let caller = Caller::new(2);
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", t.grpc_port))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let rls = RateLimitRequest {
+        domain: "traced".into(),
+        descriptors: vec![RateLimitDescriptor {
+            entries: vec![Entry {
+                key: "tier".into(),
+                value: "gold".into(),
+            }],
+            ..RateLimitDescriptor::default()
+        }],
+        hits_addend: 1,
+    };
+    RateLimitServiceClient::new(channel.clone())
+        .should_rate_limit(caller.grpc(rls))
+        .await
+        .expect("ShouldRateLimit");
+    let span = assert_check_span(&collector, "ShouldRateLimit", &caller).await;
+    assert_eq!(span.attr("domain").as_deref(), Some("traced"));
+    assert_eq!(span.attr("overall_code").as_deref(), Some("OK"));
+
+    // Envoy ext_authz.
+    let caller = Caller::new(3);
+    let authz = CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                address: Some(Address {
+                    address: Some(
+                        envoy_types::pb::envoy::config::core::v3::address::Address::SocketAddress(
+                            SocketAddress {
+                                address: "10.0.0.1".into(),
+                                ..SocketAddress::default()
+                            },
+                        ),
+                    ),
+                }),
+                ..Peer::default()
+            }),
+            request: Some(AuthzHttp {
+                http: Some(HttpRequest {
+                    method: "POST".into(),
+                    path: "/usageplanOffering".into(),
+                    headers: HashMap::from([("x-api-key".to_string(), TEST_KEY.to_string())]),
+                    ..HttpRequest::default()
+                }),
+                ..AuthzHttp::default()
+            }),
+            context_extensions: HashMap::from([
+                (
+                    "tollgate_api".to_string(),
+                    "demo-API-usage-plan".to_string(),
+                ),
+                ("tollgate_stage".to_string(), "usage-plan-test".to_string()),
+            ]),
+            ..AttributeContext::default()
+        }),
+    };
+    AuthorizationClient::new(channel)
+        .check(caller.grpc(authz))
+        .await
+        .expect("ext_authz Check");
+    let span = assert_check_span(&collector, "ext_authz.Check", &caller).await;
+    assert_eq!(span.attr("verdict").as_deref(), Some("ok"));
+
+    // POST /v1/check.
+    let caller = Caller::new(4);
+    let body = format!(
+        r#"{{"apiKey":"{TEST_KEY}","apiId":"demo-API-usage-plan","stage":"usage-plan-test","resource":"/usageplanOffering","method":"POST"}}"#
+    );
+    let r = t.http(
+        "POST",
+        "/v1/check",
+        &[("traceparent", &caller.traceparent())],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let span = assert_check_span(&collector, "http.check", &caller).await;
+    assert_eq!(span.attr("verdict").as_deref(), Some("ok"));
+
+    // GET /v1/auth, as nginx's auth_request sends it.
+    let caller = Caller::new(5);
+    let r = t.http(
+        "GET",
+        "/v1/auth?api=demo-API-usage-plan&stage=usage-plan-test",
+        &[
+            ("traceparent", &caller.traceparent()),
+            ("x-api-key", TEST_KEY),
+            ("x-original-uri", "/usageplanOffering"),
+            ("x-original-method", "POST"),
+        ],
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let span = assert_check_span(&collector, "http.auth_request", &caller).await;
+    assert_eq!(span.attr("verdict").as_deref(), Some("ok"));
+
+    // No traceparent: a root span in a trace of tollgate's own.
+    let answer = check(&mut client, seed_request(TEST_KEY)).await;
+    assert_eq!(answer.http_status, 200);
+    let root = collector
+        .wait_for(|g| g.span.name == "CheckQuota" && g.span.parent_span_id.is_empty())
+        .await
+        .unwrap_or_else(|| panic!("no root span: {:#?}", collector.names()));
+    assert!(
+        (1..=5).all(|n| hex(&root.span.trace_id) != Caller::new(n).trace_id),
+        "{root:#?}"
+    );
+
+    // The key's value is in no span's name, attributes or events.
+    for got in collector.all() {
+        let shown = format!("{:?}", got.span);
+        assert!(!shown.contains(TEST_KEY), "the key value leaked: {shown}");
+    }
+}
+
+/// On SIGTERM the spans still buffered are sent before the process exits, also on the
+/// one-thread runtime, where the exporter's connection shares the thread that stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_buffered_at_shutdown_are_sent() {
+    let (collector, endpoint) = Collector::start().await;
+    let dir = rls_dir();
+    let seed = seed_config();
+    let mut t = Tollgate::start_with_env(
+        &[
+            "--config",
+            seed.to_str().expect("utf-8 path"),
+            "--rls-config",
+            dir.path().to_str().expect("utf-8 path"),
+            "--otlp-endpoint",
+            &endpoint,
+            "--worker-threads",
+            "1",
+        ],
+        // Nothing is sent on the timer within this test: only shutdown can send it.
+        &[("OTEL_BSP_SCHEDULE_DELAY", "600000")],
+    );
+    let caller = Caller::new(9);
+    let mut client = t.client().await;
+    client
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(collector.all().is_empty(), "{:#?}", collector.names());
+    t.terminate();
+    let status = t.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        t.log()
+    );
+    assert_check_span(&collector, "CheckQuota", &caller).await;
+}
+
+/// Without an endpoint, or with a transport tollgate does not speak, the flag's contract
+/// holds: https:// and a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL are refused at start with a
+/// clear reason.
+#[test]
+fn unsupported_exporter_settings_are_refused_at_start() {
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.arg("serve")
+            .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(args)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run tollgate");
+        assert!(!out.status.success(), "{args:?} {env:?} started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = refused(&["--otlp-endpoint", "https://collector:4317"], &[]);
+    assert!(e.contains("https:// is not supported"), "{e}");
+    let e = refused(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+    );
+    assert!(e.contains("OTLP/gRPC only"), "{e}");
+}
