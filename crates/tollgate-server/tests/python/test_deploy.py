@@ -46,7 +46,7 @@ HISTOGRAMS = {"tollgate_check_duration_seconds"}
 PROMETHEUS_SERIES = {"up"}
 
 # Ports of images we do not configure: what they listen on by default.
-IMAGE_PORTS = {"redis": {6379}, "prometheus": {9090}, "grafana": {3000}}
+IMAGE_PORTS = {"redis": {6379}, "prometheus": {9090}, "grafana": {3000}, "jaeger": {4317, 4318, 16686}}
 
 
 # ---------------------------------------------------------------------------------------
@@ -415,7 +415,7 @@ def test_compose_published_ports():
 
 
 def test_compose_tollgate_instances():
-    """Two or more tollgate services share one Redis (the redis service), the seed config and the alias `tollgate`."""
+    """Two or more tollgate services share one Redis (the redis service), the seed config and the alias `tollgate`; an OTLP endpoint, when set, is a compose service on a port it listens on."""
     tgs = tollgate_services()
     assert len(tgs) >= 2, f"compose: {len(tgs)} tollgate service(s) built from the Dockerfile; want 2 or more"
     urls = set()
@@ -434,6 +434,11 @@ def test_compose_tollgate_instances():
         if rls:
             src = mounted_file(svc, rls)
             assert src and (ROOT / src).is_dir(), f"compose: {name}: TOLLGATE_RLS_CONFIG {rls} is no mounted directory"
+        otlp = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if otlp:
+            m = re.match(r"http://([^:/]+):(\d+)/?$", otlp)
+            assert m, f"compose: {name}: OTEL_EXPORTER_OTLP_ENDPOINT {otlp} is not http://HOST:PORT, which tollgate requires"
+            check_upstream(f"compose {name} OTEL_EXPORTER_OTLP_ENDPOINT", m.group(1), int(m.group(2)))
         deps = svc.get("depends_on") or {}
         assert "redis" in deps, f"compose: {name} does not wait for redis"
         assert name in hostnames().get("tollgate", set()), f"compose: {name} lacks the network alias `tollgate`"
