@@ -92,6 +92,11 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
             // handler is entered before it can read the caller's traceparent; no code here
             // reads OpenTelemetry's own current context.
             .with_context_activation(false)
+            // Per-span extras a check's span does not need: busy/idle times (two clock reads
+            // per poll) and the thread; the span names already say where they come from.
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
             .with_filter(filter_fn(exported))
     });
     // A second init (tests starting several servers in one process) is harmless.
