@@ -188,8 +188,14 @@ impl Caller {
 
 const RLS_DOMAIN: &str = "domain: traced\ndescriptors:\n  - key: tier\n    rate_limit: {unit: minute, requests_per_unit: 100}\n";
 
-/// Starts tollgate on the seed plans with an RLS domain, sending spans to `endpoint`.
-fn traced_tollgate(endpoint: &str, rls_dir: &std::path::Path, extra: &[&str]) -> Tollgate {
+/// Starts tollgate on the seed plans with an RLS domain, sending spans to `endpoint` in
+/// batches every `batch_delay_ms`, plus `extra` flags.
+fn traced_tollgate(
+    endpoint: &str,
+    rls_dir: &std::path::Path,
+    batch_delay_ms: &str,
+    extra: &[&str],
+) -> Tollgate {
     let seed = seed_config();
     let mut args = vec![
         "--config",
@@ -200,7 +206,7 @@ fn traced_tollgate(endpoint: &str, rls_dir: &std::path::Path, extra: &[&str]) ->
         endpoint,
     ];
     args.extend_from_slice(extra);
-    Tollgate::start_with_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", "50")])
+    Tollgate::start_with_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms)])
 }
 
 fn rls_dir() -> tempfile::TempDir {
@@ -237,7 +243,7 @@ async fn assert_check_span(collector: &Collector, name: &str, caller: &Caller) -
 async fn every_check_adapter_joins_the_callers_trace() {
     let (collector, endpoint) = Collector::start().await;
     let dir = rls_dir();
-    let t = traced_tollgate(&endpoint, dir.path(), &[]);
+    let t = traced_tollgate(&endpoint, dir.path(), "50", &[]);
 
     // CheckQuota, through the gRPC hot path.
     let caller = Caller::new(1);
@@ -384,21 +390,8 @@ async fn every_check_adapter_joins_the_callers_trace() {
 async fn spans_buffered_at_shutdown_are_sent() {
     let (collector, endpoint) = Collector::start().await;
     let dir = rls_dir();
-    let seed = seed_config();
-    let mut t = Tollgate::start_with_env(
-        &[
-            "--config",
-            seed.to_str().expect("utf-8 path"),
-            "--rls-config",
-            dir.path().to_str().expect("utf-8 path"),
-            "--otlp-endpoint",
-            &endpoint,
-            "--worker-threads",
-            "1",
-        ],
-        // Nothing is sent on the timer within this test: only shutdown can send it.
-        &[("OTEL_BSP_SCHEDULE_DELAY", "600000")],
-    );
+    // Nothing is sent on the timer within this test: only shutdown can send it.
+    let mut t = traced_tollgate(&endpoint, dir.path(), "600000", &["--worker-threads", "1"]);
     let caller = Caller::new(9);
     let mut client = t.client().await;
     client
