@@ -83,7 +83,7 @@ fn every_named_cluster_exists() {
         .collect();
     assert_eq!(
         defined,
-        BTreeSet::from(["calculator".to_string(), "tollgate".to_string()])
+        BTreeSet::from(["calculator", "jaeger", "tollgate"].map(str::to_owned))
     );
     let mut named: BTreeSet<String> = strings(&config, "cluster_name").into_iter().collect();
     named.extend(strings(&config, "cluster"));

@@ -28,6 +28,7 @@ def main():
     from envoy.extensions.filters.network.http_connection_manager.v3 import (  # noqa: F401
         http_connection_manager_pb2)
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
+    from envoy.config.trace.v3 import opentelemetry_pb2  # noqa: F401
 
     with open(path, encoding="utf-8") as f:
         config = yaml.safe_load(f)
