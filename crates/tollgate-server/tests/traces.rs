@@ -189,12 +189,13 @@ impl Caller {
 const RLS_DOMAIN: &str = "domain: traced\ndescriptors:\n  - key: tier\n    rate_limit: {unit: minute, requests_per_unit: 100}\n";
 
 /// Starts tollgate on the seed plans with an RLS domain, sending spans to `endpoint` in
-/// batches every `batch_delay_ms`, plus `extra` flags.
+/// batches every `batch_delay_ms`, plus `extra` flags and `env`.
 fn traced_tollgate(
     endpoint: &str,
     rls_dir: &std::path::Path,
     batch_delay_ms: &str,
     extra: &[&str],
+    env: &[(&str, &str)],
 ) -> Tollgate {
     let seed = seed_config();
     let mut args = vec![
@@ -206,7 +207,9 @@ fn traced_tollgate(
         endpoint,
     ];
     args.extend_from_slice(extra);
-    Tollgate::start_with_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms)])
+    let mut all = vec![("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms)];
+    all.extend_from_slice(env);
+    Tollgate::start_with_env(&args, &all)
 }
 
 fn rls_dir() -> tempfile::TempDir {
@@ -243,7 +246,7 @@ async fn assert_check_span(collector: &Collector, name: &str, caller: &Caller) -
 async fn every_check_adapter_joins_the_callers_trace() {
     let (collector, endpoint) = Collector::start().await;
     let dir = rls_dir();
-    let t = traced_tollgate(&endpoint, dir.path(), "50", &[]);
+    let t = traced_tollgate(&endpoint, dir.path(), "50", &[], &[]);
 
     // CheckQuota, through the gRPC hot path.
     let caller = Caller::new(1);
@@ -391,7 +394,13 @@ async fn spans_buffered_at_shutdown_are_sent() {
     let (collector, endpoint) = Collector::start().await;
     let dir = rls_dir();
     // Nothing is sent on the timer within this test: only shutdown can send it.
-    let mut t = traced_tollgate(&endpoint, dir.path(), "600000", &["--worker-threads", "1"]);
+    let mut t = traced_tollgate(
+        &endpoint,
+        dir.path(),
+        "600000",
+        &["--worker-threads", "1"],
+        &[],
+    );
     let caller = Caller::new(9);
     let mut client = t.client().await;
     client
@@ -411,9 +420,68 @@ async fn spans_buffered_at_shutdown_are_sent() {
     assert_check_span(&collector, "CheckQuota", &caller).await;
 }
 
-/// Without an endpoint, or with a transport tollgate does not speak, the flag's contract
-/// holds: https:// and a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL are refused at start with a
-/// clear reason.
+/// Sampling is decided as a check arrives: a caller's unsampled `traceparent` means no span
+/// for that check, over gRPC and HTTP alike, and with `parentbased_traceidratio` at 0 a
+/// check without a parent is not traced, while a sampled parent's check still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsampled_checks_make_no_spans() {
+    let (collector, endpoint) = Collector::start().await;
+    let dir = rls_dir();
+    let t = traced_tollgate(
+        &endpoint,
+        dir.path(),
+        "50",
+        &[],
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
+    let unsampled = |n: u8| {
+        let c = Caller::new(n);
+        format!("00-{}-{}-00", c.trace_id, c.span_id)
+    };
+    let mut client = t.client().await;
+    let mut req = tonic::Request::new(seed_request(TEST_KEY));
+    req.metadata_mut().insert(
+        "traceparent",
+        unsampled(20).parse().expect("metadata value"),
+    );
+    client.check_quota(req).await.expect("CheckQuota");
+    let r = t.http(
+        "POST",
+        "/v1/check",
+        &[("traceparent", &unsampled(21))],
+        &format!(
+            r#"{{"apiKey":"{TEST_KEY}","apiId":"demo-API-usage-plan","stage":"usage-plan-test","resource":"/usageplanOffering","method":"POST"}}"#
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // No parent: the ratio, 0, says no.
+    check(&mut client, seed_request(TEST_KEY)).await;
+    // A sampled parent: traced, and once its spans are in, the others would be too.
+    let caller = Caller::new(22);
+    client
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota");
+    assert_check_span(&collector, "CheckQuota", &caller).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let traced: Vec<String> = collector
+        .all()
+        .iter()
+        .map(|g| hex(&g.span.trace_id))
+        .collect();
+    assert!(
+        traced.iter().all(|id| *id == caller.trace_id),
+        "spans of unsampled checks: {:#?}",
+        collector.names()
+    );
+    assert_eq!(traced.len(), 2, "{:#?}", collector.names());
+}
+
+/// Exporter settings tollgate cannot honour are refused at start with a clear reason:
+/// https://, a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL, an unknown sampler, a bad ratio.
 #[test]
 fn unsupported_exporter_settings_are_refused_at_start() {
     let refused = |args: &[&str], env: &[(&str, &str)]| {
@@ -441,4 +509,19 @@ fn unsupported_exporter_settings_are_refused_at_start() {
         ],
     );
     assert!(e.contains("OTLP/gRPC only"), "{e}");
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
+    let e = refused(&[], &[endpoint, ("OTEL_TRACES_SAMPLER", "xray")]);
+    assert!(e.contains("OTEL_TRACES_SAMPLER is \"xray\""), "{e}");
+    let e = refused(
+        &[],
+        &[
+            endpoint,
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ],
+    );
+    assert!(
+        e.contains("OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1"),
+        "{e}"
+    );
 }

@@ -139,8 +139,10 @@ where
     let answer = match read_message::<Req>(&parts.headers, body).await {
         // The metadata goes along as tonic would pass it: the caller's trace context is in it.
         Ok(message) => {
+            let sampled = crate::telemetry::check_sampling(&parts.headers);
             let metadata = MetadataMap::from_headers(parts.headers);
-            method(Request::from_parts(metadata, parts.extensions, message)).await
+            let call = method(Request::from_parts(metadata, parts.extensions, message));
+            crate::telemetry::in_check_scope(sampled, call).await
         }
         Err(status) => Err(status),
     };

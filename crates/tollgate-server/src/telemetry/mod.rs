@@ -5,17 +5,19 @@
 //! Without an endpoint no exporter exists and the check spans (at debug level) stay disabled,
 //! so a check pays nothing for tracing.
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+mod caller;
+mod sampling;
+
+pub use caller::follow_caller;
+pub use sampling::{check_sampling, in_check_scope};
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use std::io::IsTerminal;
 use thiserror::Error;
-use tracing::{Level, Metadata, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -35,6 +37,9 @@ pub enum TelemetryError {
         /// What the exporter said.
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// `OTEL_TRACES_SAMPLER` or its argument is not one tollgate knows.
+    #[error("{0}")]
+    Sampler(String),
     /// A transport other than gRPC was asked for.
     #[error("OTEL_EXPORTER_OTLP_PROTOCOL is {0:?}; tollgate sends traces over OTLP/gRPC only (unset it, or set it to grpc)")]
     Protocol(String),
@@ -97,7 +102,7 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
-            .with_filter(filter_fn(exported))
+            .with_filter(sampling::ExportFilter::new())
     });
     // A second init (tests starting several servers in one process) is harmless.
     let _ = tracing_subscriber::registry()
@@ -107,24 +112,17 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
     Ok(Telemetry { provider })
 }
 
-/// What goes into traces whatever `RUST_LOG` says: tollgate's own spans, the per-check ones
-/// at debug level included, and its log lines at info and above as span events.
-fn exported(meta: &Metadata<'_>) -> bool {
-    let ours = meta.target().starts_with("tollgate");
-    let level = if meta.is_span() {
-        Level::DEBUG
-    } else {
-        Level::INFO
-    };
-    ours && *meta.level() <= level
-}
-
 fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
     if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
         if !protocol.is_empty() && protocol != "grpc" {
             return Err(TelemetryError::Protocol(protocol));
         }
     }
+    let sampler = sampling::CheckSampler::from_settings(
+        std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+        std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
+    )
+    .map_err(TelemetryError::Sampler)?;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
@@ -142,38 +140,14 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
     } else {
         Resource::builder().with_service_name(SERVICE_NAME).build()
     };
-    // The sampler follows OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default: the
-    // caller's decision when it sent one, else every check), and batching follows
-    // OTEL_BSP_*: both are read by the SDK.
+    // Checks are sampled before their spans exist (`sampling`), so the SDK keeps what it
+    // gets; batching follows OTEL_BSP_*, read by the SDK.
+    sampling::install(sampler);
     Ok(SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
         .with_resource(resource)
         .with_batch_exporter(exporter)
         .build())
-}
-
-/// Makes the current span a child of the caller's trace when spans are exported and the
-/// caller sent a W3C `traceparent` (Envoy does, with tracing on); otherwise does nothing.
-pub fn follow_caller(headers: &http::HeaderMap) {
-    let span = Span::current();
-    if span.is_disabled() || !headers.contains_key("traceparent") {
-        return;
-    }
-    let parent = TraceContextPropagator::new().extract(&HeaderCarrier(headers));
-    // Fails only when the span has already started, which a handler's first line precedes.
-    let _ = span.set_parent(parent);
-}
-
-/// Reads trace context from request headers.
-struct HeaderCarrier<'a>(&'a http::HeaderMap);
-
-impl Extractor for HeaderCarrier<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
 }
 
 /// Colour only for a person at a terminal: escape codes in a file, journald or a container's
