@@ -17,7 +17,7 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use std::io::IsTerminal;
 use thiserror::Error;
-use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -76,16 +76,6 @@ impl Telemetry {
 /// `otlp_endpoint` (an OTLP/gRPC URL such as `http://collector:4317`) when given. Must run
 /// inside the tokio runtime, which drives the exporter's connection.
 pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer()
-        .with_ansi(colour(std::io::stderr().is_terminal()))
-        .with_writer(std::io::stderr);
-    let logs = if format == "json" {
-        logs.json().boxed()
-    } else {
-        logs.boxed()
-    }
-    .with_filter(filter);
     let provider = match otlp_endpoint {
         Some(endpoint) => Some(tracer_provider(endpoint)?),
         None => None,
@@ -102,14 +92,46 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
             .with_tracked_inactivity(false)
             .with_threads(false)
             .with_location(false)
-            .with_filter(sampling::ExportFilter::new())
+            .with_filter(filter_fn(sampling::exported))
     });
+    if provider.is_some() {
+        // Checks not chosen for tracing run under a subscriber of their own, with the logs
+        // alone: their spans are then never built (see `sampling`).
+        // The filter is the subscriber's own here, not the layer's: a span every layer's
+        // filter turns away would still be kept by the registry.
+        sampling::install_untraced(
+            tracing_subscriber::registry()
+                .with(log_filter())
+                .with(logs_layer(format))
+                .into(),
+        );
+    }
     // A second init (tests starting several servers in one process) is harmless.
     let _ = tracing_subscriber::registry()
-        .with(logs)
+        .with(logs_layer(format).with_filter(log_filter()))
         .with(traces)
         .try_init();
     Ok(Telemetry { provider })
+}
+
+/// Log lines to stderr in `format`.
+fn logs_layer<S>(format: &str) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(colour(std::io::stderr().is_terminal()))
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        logs.json().boxed()
+    } else {
+        logs.boxed()
+    }
+}
+
+/// What is logged: the level `RUST_LOG` sets (default `info`).
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
 fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {

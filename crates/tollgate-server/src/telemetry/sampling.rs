@@ -4,28 +4,25 @@
 //! is built, so every check would still pay for its spans going through `tracing`'s registry
 //! and the OpenTelemetry layer, sampled or not (about a third more instructions per check
 //! with 1 % sampled; docs/benchmarks.md). Here the decision is made from the caller's
-//! headers as a check arrives and held in a task-local for the check's duration; the export
-//! filter turns an unsampled check's spans away, so `tracing` never builds them. The SDK then
-//! keeps everything it is given.
+//! headers as a check arrives, and a check not chosen runs under a second subscriber that
+//! only logs, whose filter disables the check's spans before they are built. (A per-layer
+//! filter on the exporting layer is not enough: the registry keeps a span that every layer's
+//! filter turned away.) The SDK then keeps everything it is given.
 //!
 //! The standard variables say how: `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`,
 //! `traceidratio`, and their `parentbased_` forms, the default `parentbased_always_on`) and
 //! `OTEL_TRACES_SAMPLER_ARG` (the ratio, from 0 to 1).
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::OnceLock;
-use tracing::subscriber::Interest;
-use tracing::{Level, Metadata};
-use tracing_subscriber::layer::{Context, Filter};
+use tracing::instrument::WithSubscriber;
+use tracing::{Dispatch, Level, Metadata};
 
 /// How checks are sampled; set once traces are exported.
 static CHECK_SAMPLER: OnceLock<CheckSampler> = OnceLock::new();
 
-tokio::task_local! {
-    /// Whether the check this task is answering is traced.
-    static CHECK_SAMPLED: bool;
-}
+/// The subscriber a check not chosen for tracing runs under: logs only.
+static UNTRACED: OnceLock<Dispatch> = OnceLock::new();
 
 /// A sampler for checks, as `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` describe it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,10 +59,12 @@ impl CheckSampler {
                 let raw = arg.map(str::trim).unwrap_or_default();
                 match raw.parse::<f64>() {
                     Ok(r) if (0.0..=1.0).contains(&r) => r,
-                    _ => return Err(format!(
+                    _ => {
+                        return Err(format!(
                         "OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1 for {}, got {raw:?}",
                         name.unwrap_or_default()
-                    )),
+                    ))
+                    }
                 }
             }
         };
@@ -124,48 +123,29 @@ pub fn check_sampling(headers: &http::HeaderMap) -> Option<bool> {
     CHECK_SAMPLER.get().map(|s| s.decide(headers))
 }
 
-/// Runs one check's handling under its sampling decision (from [`check_sampling`]).
+/// Runs one check's handling under its sampling decision (from [`check_sampling`]): a
+/// check not chosen runs under the logs-only subscriber, where its spans are disabled.
 pub async fn in_check_scope<F: Future>(sampled: Option<bool>, check: F) -> F::Output {
-    match sampled {
-        Some(sampled) => CHECK_SAMPLED.scope(sampled, check).await,
-        None => check.await,
+    match (sampled, UNTRACED.get()) {
+        (Some(false), Some(untraced)) => check.with_subscriber(untraced.clone()).await,
+        _ => check.await,
     }
+}
+
+/// Sets the logs-only subscriber for checks not chosen; only the first call counts.
+pub(super) fn install_untraced(untraced: Dispatch) {
+    let _ = UNTRACED.set(untraced);
 }
 
 /// What goes into traces, whatever `RUST_LOG` says: tollgate's own spans, the per-check
-/// ones at debug level included, and its log lines at info and above as span events; of a
-/// check's, only those of a check [`check_sampling`] chose.
-pub(super) struct ExportFilter<S>(PhantomData<fn(S)>);
-
-impl<S> ExportFilter<S> {
-    pub(super) fn new() -> Self {
-        ExportFilter(PhantomData)
-    }
-
-    fn wanted(meta: &Metadata<'_>) -> bool {
-        let most = if meta.is_span() {
-            Level::DEBUG
-        } else {
-            Level::INFO
-        };
-        meta.target().starts_with("tollgate") && *meta.level() <= most
-    }
-}
-
-impl<S> Filter<S> for ExportFilter<S> {
-    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        // Outside a check (the management API) everything is kept: such calls are few.
-        Self::wanted(meta) && CHECK_SAMPLED.try_with(|s| *s).unwrap_or(true)
-    }
-
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        // "Sometimes": the answer depends on the check, so it must be asked every time.
-        if Self::wanted(meta) {
-            Interest::sometimes()
-        } else {
-            Interest::never()
-        }
-    }
+/// ones at debug level included, and its log lines at info and above as span events.
+pub(super) fn exported(meta: &Metadata<'_>) -> bool {
+    let most = if meta.is_span() {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    meta.target().starts_with("tollgate") && *meta.level() <= most
 }
 
 #[cfg(test)]
