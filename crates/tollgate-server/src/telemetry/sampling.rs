@@ -26,7 +26,7 @@ static UNTRACED: OnceLock<Dispatch> = OnceLock::new();
 
 /// A sampler for checks, as `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` describe it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CheckSampler {
+pub(super) struct CheckSampler {
     /// Follow the caller's sampled flag when it sent a `traceparent`.
     follow_parent: bool,
     /// Share of the other checks traced, from 0 to 1.
@@ -35,7 +35,7 @@ pub struct CheckSampler {
 
 impl CheckSampler {
     /// The sampler the two variables' values name (the default when unset).
-    pub fn from_settings(sampler: Option<&str>, arg: Option<&str>) -> Result<Self, String> {
+    pub(super) fn from_settings(sampler: Option<&str>, arg: Option<&str>) -> Result<Self, String> {
         let name = sampler.map(str::trim).filter(|s| !s.is_empty());
         let (follow_parent, base) = match name.unwrap_or("parentbased_always_on") {
             "always_on" => (false, "always_on"),
