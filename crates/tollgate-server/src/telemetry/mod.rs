@@ -80,38 +80,41 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
         Some(endpoint) => Some(tracer_provider(endpoint)?),
         None => None,
     };
-    let traces = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(SERVICE_NAME))
-            // Activation would start a span's trace when it is entered, and an `instrument`ed
-            // handler is entered before it can read the caller's traceparent; no code here
-            // reads OpenTelemetry's own current context.
-            .with_context_activation(false)
-            // Per-span extras a check's span does not need: busy/idle times (two clock reads
-            // per poll) and the thread; the span names already say where they come from.
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_location(false)
-            .with_filter(filter_fn(sampling::exported))
-    });
-    if provider.is_some() {
-        // Checks not chosen for tracing run under a subscriber of their own, with the logs
-        // alone: their spans are then never built (see `sampling`).
-        // The filter is the subscriber's own here, not the layer's: a span every layer's
-        // filter turns away would still be kept by the registry.
-        sampling::install_untraced(
-            tracing_subscriber::registry()
-                .with(log_filter())
-                .with(logs_layer(format))
-                .into(),
-        );
-    }
-    // A second init (tests starting several servers in one process) is harmless.
+    // A second init (tests starting several servers in one process) is harmless, hence the
+    // ignored results.
+    let Some(p) = provider.as_ref() else {
+        // Logs alone. The filter is the subscriber's own, not the layer's: a span that every
+        // layer's filter turns away would still be built by the registry.
+        let _ = logs_only(format).try_init();
+        return Ok(Telemetry { provider });
+    };
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(p.tracer(SERVICE_NAME))
+        // Activation would start a span's trace when it is entered, and an `instrument`ed
+        // handler is entered before it can read the caller's traceparent; no code here
+        // reads OpenTelemetry's own current context.
+        .with_context_activation(false)
+        // Per-span extras a check's span does not need: busy/idle times (two clock reads
+        // per poll) and the thread; the span names already say where they come from.
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_filter(filter_fn(sampling::exported));
+    // Checks not chosen for tracing run under the logs-only subscriber: their spans are then
+    // never built (see `sampling`).
+    sampling::install_untraced(logs_only(format).into());
     let _ = tracing_subscriber::registry()
         .with(logs_layer(format).with_filter(log_filter()))
         .with(traces)
         .try_init();
     Ok(Telemetry { provider })
+}
+
+/// A subscriber that only logs, in `format`, at the level `RUST_LOG` sets.
+fn logs_only(format: &str) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::registry()
+        .with(log_filter())
+        .with(logs_layer(format))
 }
 
 /// Log lines to stderr in `format`.
