@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::*;
 use tonic::metadata::MetadataValue;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 /// A span as the collector got it, with its service's name.
 #[derive(Clone, Debug)]
@@ -96,18 +97,37 @@ impl TraceService for Collector {
 impl Collector {
     /// Starts serving; returns the collector and its endpoint URL.
     async fn start() -> (Collector, String) {
+        Self::serve(None).await
+    }
+
+    /// Starts serving over TLS with `identity`; returns the collector and its https URL.
+    async fn start_tls(identity: Identity) -> (Collector, String) {
+        Self::serve(Some(identity)).await
+    }
+
+    async fn serve(tls: Option<Identity>) -> (Collector, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the collector");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let address = listener.local_addr().expect("address");
+        let mut server = tonic::transport::Server::builder();
+        let scheme = match tls {
+            Some(identity) => {
+                server = server
+                    .tls_config(ServerTlsConfig::new().identity(identity))
+                    .expect("server TLS");
+                "https"
+            }
+            None => "http",
+        };
         let collector = Collector::default();
         let service = TraceServiceServer::new(collector.clone());
         tokio::spawn(
-            tonic::transport::Server::builder()
+            server
                 .add_service(service)
                 .serve_with_incoming(tokio_stream_of(listener)),
         );
-        (collector, url)
+        (collector, format!("{scheme}://{address}"))
     }
 
     /// Waits up to 10 s for a span named `name` in trace `trace_id` (hex), and returns it.
@@ -480,8 +500,72 @@ async fn unsampled_checks_make_no_spans() {
     assert_eq!(traced.len(), 2, "{:#?}", collector.names());
 }
 
-/// Exporter settings tollgate cannot honour are refused at start with a clear reason:
-/// https://, a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL, an unknown sampler, a bad ratio.
+/// An https:// collector: spans arrive when OTEL_EXPORTER_OTLP_CERTIFICATE names the CA
+/// that signed the collector's certificate, and none do when it names another CA (the
+/// failed exports are logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_collector_is_trusted_through_the_ca_file() {
+    let pki = tempfile::tempdir().expect("temp dir");
+    tollgate_testkit::private_pki(pki.path()).expect("certificates");
+    let read = |f: &str| std::fs::read(pki.path().join(f)).expect("read a certificate file");
+    let identity = Identity::from_pem(read("server.pem"), read("server.key"));
+    let (collector, endpoint) = Collector::start_tls(identity).await;
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    let dir = rls_dir();
+    let ca = |f: &str| pki.path().join(f).to_str().expect("utf-8 path").to_owned();
+
+    let trusted = ca("ca.pem");
+    let t = traced_tollgate(
+        &endpoint,
+        dir.path(),
+        "50",
+        &[],
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &trusted)],
+    );
+    let caller = Caller::new(30);
+    t.client()
+        .await
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota");
+    assert_check_span(&collector, "CheckQuota", &caller).await;
+    drop(t);
+
+    let untrusted = ca("other-ca.pem");
+    let t = traced_tollgate(
+        &endpoint,
+        dir.path(),
+        "50",
+        &[],
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &untrusted)],
+    );
+    let caller = Caller::new(31);
+    t.client()
+        .await
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t.log().contains("BatchSpanProcessor.ExportError") {
+        assert!(
+            Instant::now() < deadline,
+            "no export error logged:\n{}",
+            t.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        collector
+            .all()
+            .iter()
+            .all(|g| hex(&g.span.trace_id) != caller.trace_id),
+        "a span reached the collector through an untrusted certificate"
+    );
+}
+
+/// Exporter settings tollgate cannot honour are refused at start with a clear reason: an
+/// endpoint that is no http(s) URL, a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL, an unknown
+/// sampler, a bad ratio, a CA file that cannot be read, a client key without its certificate.
 #[test]
 fn unsupported_exporter_settings_are_refused_at_start() {
     let refused = |args: &[&str], env: &[(&str, &str)]| {
@@ -491,7 +575,8 @@ fn unsupported_exporter_settings_are_refused_at_start() {
             .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
             .args(args)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL");
+            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+            .env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -499,8 +584,11 @@ fn unsupported_exporter_settings_are_refused_at_start() {
         assert!(!out.status.success(), "{args:?} {env:?} started");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    let e = refused(&["--otlp-endpoint", "https://collector:4317"], &[]);
-    assert!(e.contains("https:// is not supported"), "{e}");
+    let e = refused(&["--otlp-endpoint", "collector:4317"], &[]);
+    assert!(
+        e.contains("expected http://HOST:PORT or https://HOST:PORT"),
+        "{e}"
+    );
     let e = refused(
         &[],
         &[
@@ -522,6 +610,26 @@ fn unsupported_exporter_settings_are_refused_at_start() {
     );
     assert!(
         e.contains("OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1"),
+        "{e}"
+    );
+    let https = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4317");
+    let e = refused(
+        &[],
+        &[
+            https,
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ],
+    );
+    assert!(
+        e.contains("cannot read OTEL_EXPORTER_OTLP_CERTIFICATE (/nonexistent/ca.pem)"),
+        "{e}"
+    );
+    let e = refused(
+        &[],
+        &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname")],
+    );
+    assert!(
+        e.contains("only OTEL_EXPORTER_OTLP_CLIENT_KEY is set"),
         "{e}"
     );
 }

@@ -3,12 +3,11 @@
 //! private CA, with and without a client certificate.
 
 use std::path::Path;
-use std::process::Command;
 use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
-use tollgate_testkit::{RedisCluster, RedisSentinel, RedisServer, TlsFiles};
+use tollgate_testkit::{openssl, private_pki, RedisCluster, RedisSentinel, RedisServer, TlsFiles};
 
 /// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`).
 fn self_signed(dir: &Path) {
@@ -31,7 +30,8 @@ fn self_signed(dir: &Path) {
             "-out",
             "cert.pem",
         ],
-    );
+    )
+    .unwrap();
 }
 
 fn quota_batch() -> LimitBatch {
@@ -105,85 +105,6 @@ async fn rediss_with_auth() {
     drop(server);
 }
 
-/// Runs `openssl` with `args` in `dir`, failing the test with its stderr if it fails.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is needed for this test (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A private CA in `dir` (`ca.pem`, `ca.key`), a server certificate it signs for 127.0.0.1
-/// (`server.pem`, `server.key`), and a client certificate it signs (`client.pem`,
-/// `client.key`); plus `other-ca.pem`, a CA that signed none of them.
-fn private_pki(dir: &Path) {
-    for ca in ["ca", "other-ca"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                &format!("/CN=tollgate test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ],
-        );
-    }
-    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (leaf, cn) in [("server", "127.0.0.1"), ("client", "tollgate")] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={cn}"),
-                "-keyout",
-                &format!("{leaf}.key"),
-                "-out",
-                &format!("{leaf}.csr"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{leaf}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "1",
-                "-extfile",
-                &format!("{leaf}.ext"),
-                "-out",
-                &format!("{leaf}.pem"),
-            ],
-        );
-    }
-}
-
 /// A redis-server with the private CA's server certificate on a TLS port (the plain port is
 /// the harness's), asking clients for a certificate when `auth_clients`; and that port.
 fn private_tls_server(dir: &Path, auth_clients: bool) -> (RedisServer, u16) {
@@ -213,7 +134,7 @@ fn tls_store(url: String, tls: RedisTlsFiles) -> Result<RedisStore, StoreError> 
 #[tokio::test]
 async fn private_ca_file() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let (_server, port) = private_tls_server(dir.path(), false);
     let url = format!("rediss://:tls-s3cret@127.0.0.1:{port}/");
     let ca = RedisTlsFiles {
@@ -269,7 +190,7 @@ async fn private_ca_file() {
 #[tokio::test]
 async fn client_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let (_server, port) = private_tls_server(dir.path(), true);
     let url = format!("rediss://:tls-s3cret@127.0.0.1:{port}/");
     let ca_only = RedisTlsFiles {
@@ -299,7 +220,7 @@ async fn client_certificate() {
 #[test]
 fn bad_tls_files_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let url = "rediss://127.0.0.1:1/".to_string();
     let p = |f: &str| Some(dir.path().join(f));
     let refused = |url: &str, tls: RedisTlsFiles| match tls_store(url.to_string(), tls) {
@@ -376,7 +297,7 @@ fn bad_tls_files_refused_at_start() {
 #[test]
 fn insecure_with_a_ca_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let ca = dir.path().join("ca.pem");
     for mode in [
         RedisMode::Standalone,
@@ -414,7 +335,7 @@ fn insecure_with_a_ca_file_is_refused() {
 #[tokio::test]
 async fn sentinel_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let (master, master_tls_port) = private_tls_server(dir.path(), true);
     let sentinel_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -504,7 +425,7 @@ async fn cluster_over_tls() {
     use tollgate_store::catalog::{Change, Commit, PlanRecord};
     use tollgate_store::CatalogStore;
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
     let store = cluster_store(&cluster, &dir.path().join("ca.pem"));
     store.ping().await.unwrap();
@@ -553,7 +474,7 @@ async fn cluster_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_with_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    private_pki(dir.path());
+    private_pki(dir.path()).unwrap();
     let cluster = RedisCluster::start_tls(3, &server_files(dir.path())).unwrap();
     let other = dir.path().join("other-ca.pem");
     let e = cluster_store(&cluster, &other).ping().await.unwrap_err();

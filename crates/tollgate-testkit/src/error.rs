@@ -43,6 +43,19 @@ pub enum HarnessError {
         source: io::Error,
     },
 
+    /// A program the harness ran (such as `openssl`) ran and failed.
+    #[error("{program} {args} failed ({status}): {stderr}")]
+    ProgramFailed {
+        /// The program run.
+        program: &'static str,
+        /// Its arguments, as run.
+        args: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+
     /// `redis-server` exited, never answered, or kept losing its port to other processes.
     #[error(
         "redis-server on 127.0.0.1:{port} did not start: {reason}\n--- end of its log ---\n{log}"

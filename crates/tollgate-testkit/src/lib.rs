@@ -23,6 +23,8 @@
 //! - [`sentinel`]: [`RedisSentinel`], a Redis Sentinel on a configuration the test writes.
 //! - [`error`]: [`HarnessError`], what went wrong and what to do about it.
 //! - [`commandstats`]: the round trips clients made to a server, from `INFO commandstats`.
+//! - [`pki`]: certificates for TLS tests (a private CA, server and client certificates), by
+//!   the `openssl` command line.
 //! - `ports` (private): free loopback ports.
 //! - `resp` (private): a blocking, minimal RESP client over std's `TcpStream`, used to see
 //!   when a server is up, so the harness needs no async runtime.
@@ -47,6 +49,7 @@ pub mod cluster;
 pub mod commandstats;
 pub mod error;
 pub mod migration;
+pub mod pki;
 mod ports;
 mod resp;
 pub mod sentinel;
@@ -55,5 +58,6 @@ pub mod server;
 pub use cluster::RedisCluster;
 pub use error::HarnessError;
 pub use migration::SlotMigration;
+pub use pki::{openssl, private_pki};
 pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, TlsFiles};

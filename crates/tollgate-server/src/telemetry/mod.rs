@@ -12,11 +12,12 @@ pub use caller::follow_caller;
 pub use sampling::{check_sampling, in_check_scope};
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use std::io::IsTerminal;
 use thiserror::Error;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -40,6 +41,19 @@ pub enum TelemetryError {
     /// `OTEL_TRACES_SAMPLER` or its argument is not one tollgate knows.
     #[error("{0}")]
     Sampler(String),
+    /// A TLS file named by an `OTEL_EXPORTER_OTLP_*` variable could not be read.
+    #[error("cannot read {variable} ({path}): {source}")]
+    TlsFile {
+        /// The variable naming the file.
+        variable: &'static str,
+        /// The path it gave.
+        path: String,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// Only one of the client certificate and its key was given.
+    #[error("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together; only {0} is set")]
+    ClientIdentity(&'static str),
     /// A transport other than gRPC was asked for.
     #[error("OTEL_EXPORTER_OTLP_PROTOCOL is {0:?}; tollgate sends traces over OTLP/gRPC only (unset it, or set it to grpc)")]
     Protocol(String),
@@ -110,6 +124,45 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
     Ok(Telemetry { provider })
 }
 
+/// TLS to an https:// collector, from the standard variables: the CA bundle to trust
+/// (`OTEL_EXPORTER_OTLP_CERTIFICATE`; default, the public roots) and a client certificate
+/// and key for collectors that ask for one.
+fn tls_config() -> Result<ClientTlsConfig, TelemetryError> {
+    let read = |variable: &'static str| -> Result<Option<Vec<u8>>, TelemetryError> {
+        let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        std::fs::read(&path)
+            .map(Some)
+            .map_err(|source| TelemetryError::TlsFile {
+                variable,
+                path: path.to_string_lossy().into_owned(),
+                source,
+            })
+    };
+    let mut tls = match read("OTEL_EXPORTER_OTLP_CERTIFICATE")? {
+        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+        None => ClientTlsConfig::new().with_webpki_roots(),
+    };
+    let cert = read("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")?;
+    let key = read("OTEL_EXPORTER_OTLP_CLIENT_KEY")?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
+        (Some(_), None) => {
+            return Err(TelemetryError::ClientIdentity(
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(TelemetryError::ClientIdentity(
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ))
+        }
+        (None, None) => {}
+    }
+    Ok(tls)
+}
+
 /// A subscriber that only logs, in `format`, at the level `RUST_LOG` sets.
 fn logs_only(format: &str) -> impl tracing::Subscriber + Send + Sync {
     tracing_subscriber::registry()
@@ -148,9 +201,13 @@ fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> 
         std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
     )
     .map_err(TelemetryError::Sampler)?;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
-        .with_endpoint(endpoint)
+        .with_endpoint(endpoint);
+    if endpoint.starts_with("https://") {
+        exporter = exporter.with_tls_config(tls_config()?);
+    }
+    let exporter = exporter
         .build()
         .map_err(|source| TelemetryError::Exporter {
             endpoint: endpoint.to_owned(),
