@@ -7,32 +7,9 @@ use tollgate_core::batch::{Limit, LimitBatch, LimitKind};
 use tollgate_core::calendar::QuotaPeriod;
 use tollgate_core::quota::QuotaLimit;
 use tollgate_store::{RedisConfig, RedisMode, RedisStore, RedisTlsFiles, Store, StoreError};
-use tollgate_testkit::{openssl, private_pki, RedisCluster, RedisSentinel, RedisServer, TlsFiles};
-
-/// A self-signed certificate for 127.0.0.1 in `dir` (`cert.pem`, `key.pem`).
-fn self_signed(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-        ],
-    )
-    .unwrap();
-}
+use tollgate_testkit::{
+    private_pki, self_signed, RedisCluster, RedisSentinel, RedisServer, TlsFiles,
+};
 
 fn quota_batch() -> LimitBatch {
     quota_batch_for("p:tls")
@@ -61,7 +38,7 @@ fn quota_batch_for(tag: &str) -> LimitBatch {
 #[tokio::test]
 async fn rediss_with_auth() {
     let dir = tempfile::tempdir().unwrap();
-    self_signed(dir.path());
+    self_signed(dir.path()).unwrap();
     let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

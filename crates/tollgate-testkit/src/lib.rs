@@ -58,6 +58,6 @@ pub mod server;
 pub use cluster::RedisCluster;
 pub use error::HarnessError;
 pub use migration::SlotMigration;
-pub use pki::{openssl, private_pki};
+pub use pki::{private_pki, self_signed};
 pub use sentinel::RedisSentinel;
 pub use server::{RedisServer, TlsFiles};

@@ -33,28 +33,44 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
     })
 }
 
+/// A certificate for 127.0.0.1 that signs itself, in `dir` (`cert.pem`, `key.pem`).
+pub fn self_signed(dir: &Path) -> Result<(), HarnessError> {
+    self_signed_cert(
+        dir,
+        "/CN=127.0.0.1",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
+        "key.pem",
+        "cert.pem",
+    )
+}
+
+/// A self-signed certificate for `subject`, valid for a day, with its key, in `dir`.
+fn self_signed_cert(
+    dir: &Path,
+    subject: &str,
+    extra: &[&str],
+    key: &str,
+    cert: &str,
+) -> Result<(), HarnessError> {
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-keyout", key, "-out", cert]);
+    openssl(dir, &args)
+}
+
 /// Writes into `dir`: a private CA (`ca.pem`, `ca.key`), a server certificate it signs for
 /// 127.0.0.1 (`server.pem`, `server.key`), a client certificate it signs (`client.pem`,
 /// `client.key`), and `other-ca.pem`, a CA that signed none of them. Valid for a day.
 pub fn private_pki(dir: &Path) -> Result<(), HarnessError> {
     for ca in ["ca", "other-ca"] {
-        openssl(
+        self_signed_cert(
             dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                &format!("/CN=tollgate test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ],
+            &format!("/CN=tollgate test {ca}"),
+            &[],
+            &format!("{ca}.key"),
+            &format!("{ca}.pem"),
         )?;
     }
     for (file, text) in [
