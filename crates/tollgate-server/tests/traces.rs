@@ -512,39 +512,36 @@ async fn an_https_collector_is_trusted_through_the_ca_file() {
     let (collector, endpoint) = Collector::start_tls(identity).await;
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let dir = rls_dir();
-    let ca = |f: &str| pki.path().join(f).to_str().expect("utf-8 path").to_owned();
+    // A tollgate trusting the CA in `ca_file`, after one check by caller `n`.
+    let checked_with = |ca_file: &str, n: u8| {
+        let ca = pki
+            .path()
+            .join(ca_file)
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned();
+        let t = traced_tollgate(
+            &endpoint,
+            dir.path(),
+            "50",
+            &[],
+            &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca)],
+        );
+        let caller = Caller::new(n);
+        async move {
+            t.client()
+                .await
+                .check_quota(caller.grpc(seed_request(TEST_KEY)))
+                .await
+                .expect("CheckQuota");
+            (t, caller)
+        }
+    };
 
-    let trusted = ca("ca.pem");
-    let t = traced_tollgate(
-        &endpoint,
-        dir.path(),
-        "50",
-        &[],
-        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &trusted)],
-    );
-    let caller = Caller::new(30);
-    t.client()
-        .await
-        .check_quota(caller.grpc(seed_request(TEST_KEY)))
-        .await
-        .expect("CheckQuota");
+    let (_trusting, caller) = checked_with("ca.pem", 30).await;
     assert_check_span(&collector, "CheckQuota", &caller).await;
-    drop(t);
 
-    let untrusted = ca("other-ca.pem");
-    let t = traced_tollgate(
-        &endpoint,
-        dir.path(),
-        "50",
-        &[],
-        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &untrusted)],
-    );
-    let caller = Caller::new(31);
-    t.client()
-        .await
-        .check_quota(caller.grpc(seed_request(TEST_KEY)))
-        .await
-        .expect("CheckQuota");
+    let (t, caller) = checked_with("other-ca.pem", 31).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !t.log().contains("BatchSpanProcessor.ExportError") {
         assert!(
