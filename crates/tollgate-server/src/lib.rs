@@ -18,7 +18,8 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`app`]: builds everything from the settings and runs it until shutdown.
 //! - [`shutdown`]: the future that resolves on SIGINT or SIGTERM.
-//! - [`telemetry`]: logging set-up.
+//! - [`telemetry`]: logs, and OpenTelemetry traces over OTLP/gRPC: which checks are traced
+//!   (`sampling`) and joining the caller's trace (`caller`).
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
