@@ -96,7 +96,7 @@ impl CatalogSync {
     }
 
     /// Reads every record from the store and installs them if they are newer; puts this
-    /// instance's records back if the store's are older (see [`CatalogSync::restore`]).
+    /// instance's records back if the store's are older (see `CatalogSync::restore`).
     pub async fn reload(&self) -> Result<u64, StoreError> {
         let records = self.store.load_catalog().await?;
         let known = self.records();
