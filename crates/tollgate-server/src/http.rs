@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, MethodRouter};
 use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
@@ -23,14 +23,9 @@ pub fn router(limiter: Arc<Limiter>) -> Router {
         .route("/healthz", get(healthz))
         .route(
             "/v1/check",
-            post(check::handler)
-                .layer(DefaultBodyLimit::max(check::MAX_BODY_BYTES))
-                .layer(middleware::from_fn(sampled_check)),
+            traced(post(check::handler).layer(DefaultBodyLimit::max(check::MAX_BODY_BYTES))),
         )
-        .route(
-            "/v1/auth",
-            any(auth_request::handler).layer(middleware::from_fn(sampled_check)),
-        )
+        .route("/v1/auth", traced(any(auth_request::handler)))
         .route("/metrics", get(crate::metrics::serve))
         // Unknown paths and wrong methods get the documented error shape, not an empty body;
         // this is the one catch-all fallback of the HTTP port (the admin routes merge in).
@@ -39,10 +34,22 @@ pub fn router(limiter: Arc<Limiter>) -> Router {
         .with_state(limiter)
 }
 
+/// A check route, which decides its trace sampling first when spans are exported; without
+/// them it is left as it is, so an HTTP check pays nothing for tracing.
+fn traced(route: MethodRouter<Arc<Limiter>>) -> MethodRouter<Arc<Limiter>> {
+    if crate::telemetry::exporting() {
+        route.layer(middleware::from_fn(sampled_check))
+    } else {
+        route
+    }
+}
+
 /// Answers one HTTP check under its trace sampling decision, made before its span exists.
 async fn sampled_check(request: Request, next: Next) -> Response {
-    let sampled = crate::telemetry::check_sampling(request.headers());
-    crate::telemetry::in_check_scope(sampled, next.run(request)).await
+    let (mut parts, body) = request.into_parts();
+    let sampled = crate::telemetry::check_sampling(&parts.headers, &mut parts.extensions);
+    let run = next.run(Request::from_parts(parts, body));
+    crate::telemetry::in_check_scope(sampled, run).await
 }
 
 /// 200 when the limit store answers, so the instance can take checks; 503 otherwise.

@@ -219,7 +219,7 @@ impl Authorization for ExtAuthzApi {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        crate::telemetry::follow_caller(request.metadata().as_ref());
+        crate::telemetry::follow_caller(request.extensions().get());
         let check = self.to_core(request.get_ref())?;
         let decision = self.limiter.check_for(protocol::EXT_AUTHZ, &check).await;
         metrics()

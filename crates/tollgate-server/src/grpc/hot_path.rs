@@ -135,11 +135,12 @@ where
     F: FnOnce(Request<Req>) -> Fut,
     Fut: Future<Output = Result<Response<Resp>, Status>>,
 {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let answer = match read_message::<Req>(&parts.headers, body).await {
-        // The metadata goes along as tonic would pass it: the caller's trace context is in it.
+        // Metadata and extensions go along as tonic would pass them; the caller's trace, when
+        // the check is traced, is in the extensions.
         Ok(message) => {
-            let sampled = crate::telemetry::check_sampling(&parts.headers);
+            let sampled = crate::telemetry::check_sampling(&parts.headers, &mut parts.extensions);
             let metadata = MetadataMap::from_headers(parts.headers);
             let call = method(Request::from_parts(metadata, parts.extensions, message));
             crate::telemetry::in_check_scope(sampled, call).await

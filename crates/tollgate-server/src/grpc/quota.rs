@@ -131,7 +131,7 @@ impl pb::quota_service_server::QuotaService for QuotaApi {
         &self,
         request: Request<pb::CheckQuotaRequest>,
     ) -> Result<Response<pb::CheckQuotaResponse>, Status> {
-        crate::telemetry::follow_caller(request.metadata().as_ref());
+        crate::telemetry::follow_caller(request.extensions().get());
         let req = to_core(request.into_inner())?;
         let decision = self.limiter.check_for(protocol::GRPC, &req).await;
         Ok(Response::new(to_pb(decision)))

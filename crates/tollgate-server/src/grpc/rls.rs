@@ -226,7 +226,7 @@ impl RateLimitService for RlsApi {
         request: Request<RateLimitRequest>,
     ) -> Result<Response<RateLimitResponse>, Status> {
         let started = Instant::now();
-        crate::telemetry::follow_caller(request.metadata().as_ref());
+        crate::telemetry::follow_caller(request.extensions().get());
         let req = to_core(request.into_inner())?;
         let span = Span::current();
         span.record("domain", req.domain.as_str());

@@ -34,11 +34,12 @@ use crate::http::check::{add_headers, verdict_name};
 use crate::limiter::Limiter;
 use crate::metrics::protocol;
 use crate::request_path::resource_of_target;
+use crate::telemetry::CallerTrace;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -201,10 +202,11 @@ pub fn answer_bad_input(bad: &BadInput, mode: Mode) -> Response {
 )]
 pub async fn handler(
     State(limiter): State<Arc<Limiter>>,
+    caller: Option<Extension<CallerTrace>>,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    crate::telemetry::follow_caller(&headers);
+    crate::telemetry::follow_caller(caller.as_ref().map(|Extension(c)| c));
     let query = match query {
         Ok(Query(q)) => q,
         Err(e) => return answer_bad_input(&BadInput(e.body_text()), Mode::Nginx),

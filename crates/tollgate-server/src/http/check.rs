@@ -25,11 +25,13 @@
 use crate::grpc::quota::to_core;
 use crate::limiter::Limiter;
 use crate::metrics::protocol;
+use crate::telemetry::CallerTrace;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -286,10 +288,10 @@ pub fn add_headers(response: &mut Response, headers: &[Header]) {
 )]
 pub async fn handler(
     State(limiter): State<Arc<Limiter>>,
-    headers: HeaderMap,
+    caller: Option<Extension<CallerTrace>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    crate::telemetry::follow_caller(&headers);
+    crate::telemetry::follow_caller(caller.as_ref().map(|Extension(c)| c));
     let body = match body {
         Ok(b) => b,
         Err(rejection) => {

@@ -8,8 +8,8 @@
 mod caller;
 mod sampling;
 
-pub use caller::follow_caller;
-pub use sampling::{check_sampling, in_check_scope};
+pub use caller::{follow_caller, CallerTrace};
+pub use sampling::{check_sampling, exporting, in_check_scope};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};

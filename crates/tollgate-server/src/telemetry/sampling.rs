@@ -13,6 +13,8 @@
 //! `traceidratio`, and their `parentbased_` forms, the default `parentbased_always_on`) and
 //! `OTEL_TRACES_SAMPLER_ARG` (the ratio, from 0 to 1).
 
+use super::caller::{parse_traceparent, CallerTrace};
+use opentelemetry::trace::SpanContext;
 use std::future::Future;
 use std::sync::OnceLock;
 use tracing::instrument::WithSubscriber;
@@ -74,16 +76,10 @@ impl CheckSampler {
         })
     }
 
-    /// Whether a check whose caller sent `headers` is traced.
-    fn decide(&self, headers: &http::HeaderMap) -> bool {
-        if self.follow_parent {
-            let parent = headers
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parent_sampled);
-            if let Some(sampled) = parent {
-                return sampled;
-            }
+    /// Whether a check whose caller's span is `parent` (if it sent a usable one) is traced.
+    fn decide(&self, parent: Option<&SpanContext>) -> bool {
+        if let Some(parent) = parent.filter(|_| self.follow_parent) {
+            return parent.is_sampled();
         }
         self.ratio >= 1.0 || (self.ratio > 0.0 && rand::random::<f64>() < self.ratio)
     }
@@ -94,33 +90,29 @@ pub(super) fn install(sampler: CheckSampler) {
     let _ = CHECK_SAMPLER.set(sampler);
 }
 
-/// The sampled flag of a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`), or `None`
-/// when the header is malformed, in which case the caller sent no usable parent.
-fn parent_sampled(traceparent: &str) -> Option<bool> {
-    let mut parts = traceparent.trim().split('-');
-    let (version, trace_id, parent_id, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    let valid = hex(version, 2)
-        && version != "ff"
-        && hex(trace_id, 32)
-        && trace_id.bytes().any(|b| b != b'0')
-        && hex(parent_id, 16)
-        && parent_id.bytes().any(|b| b != b'0')
-        && hex(flags, 2)
-        // Version 00 has exactly four fields; later versions may append more.
-        && (version != "00" || parts.next().is_none());
-    if !valid {
-        return None;
-    }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some(flags & 1 == 1)
+/// Whether spans are exported at all.
+pub fn exporting() -> bool {
+    CHECK_SAMPLER.get().is_some()
 }
 
 /// Whether the check whose caller sent `headers` is traced, or `None` when no traces are
-/// exported; hand it to [`in_check_scope`] around the check's handling.
-pub fn check_sampling(headers: &http::HeaderMap) -> Option<bool> {
-    CHECK_SAMPLER.get().map(|s| s.decide(headers))
+/// exported; hand it to [`in_check_scope`] around the check's handling. The caller's
+/// `traceparent` is read here, once: when the check is traced and the caller sent one, it
+/// goes into `extensions` for the handler's [`follow_caller`](super::follow_caller).
+pub fn check_sampling(
+    headers: &http::HeaderMap,
+    extensions: &mut http::Extensions,
+) -> Option<bool> {
+    let sampler = CHECK_SAMPLER.get()?;
+    let parent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent);
+    let sampled = sampler.decide(parent.as_ref());
+    if let Some(parent) = parent.filter(|_| sampled) {
+        extensions.insert(CallerTrace::new(parent));
+    }
+    Some(sampled)
 }
 
 /// Runs one check's handling under its sampling decision (from [`check_sampling`]): a
@@ -152,12 +144,9 @@ pub(super) fn exported(meta: &Metadata<'_>) -> bool {
 mod tests {
     use super::*;
 
-    fn headers(traceparent: Option<&str>) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        if let Some(t) = traceparent {
-            h.insert("traceparent", t.parse().unwrap());
-        }
-        h
+    /// The parent a caller sending `traceparent` (or none) gives.
+    fn parent(traceparent: Option<&str>) -> Option<SpanContext> {
+        traceparent.and_then(parse_traceparent)
     }
 
     const SAMPLED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -167,34 +156,36 @@ mod tests {
     #[test]
     fn default_follows_the_parent_else_traces_all() {
         let s = CheckSampler::from_settings(None, None).unwrap();
-        assert!(s.decide(&headers(Some(SAMPLED))));
-        assert!(!s.decide(&headers(Some(UNSAMPLED))));
-        assert!(s.decide(&headers(None)));
-        assert!(s.decide(&headers(Some("garbage"))));
+        assert!(s.decide(parent(Some(SAMPLED)).as_ref()));
+        assert!(!s.decide(parent(Some(UNSAMPLED)).as_ref()));
+        assert!(s.decide(parent(None).as_ref()));
+        assert!(s.decide(parent(Some("garbage")).as_ref()));
     }
 
     /// Each named sampler, with and without a parent.
     #[test]
     fn named_samplers() {
         let on = CheckSampler::from_settings(Some("always_on"), None).unwrap();
-        assert!(on.decide(&headers(Some(UNSAMPLED))));
+        assert!(on.decide(parent(Some(UNSAMPLED)).as_ref()));
         let off = CheckSampler::from_settings(Some("always_off"), None).unwrap();
-        assert!(!off.decide(&headers(Some(SAMPLED))));
+        assert!(!off.decide(parent(Some(SAMPLED)).as_ref()));
         let pb_off = CheckSampler::from_settings(Some("parentbased_always_off"), None).unwrap();
-        assert!(pb_off.decide(&headers(Some(SAMPLED))));
-        assert!(!pb_off.decide(&headers(None)));
+        assert!(pb_off.decide(parent(Some(SAMPLED)).as_ref()));
+        assert!(!pb_off.decide(parent(None).as_ref()));
         let none = CheckSampler::from_settings(Some("traceidratio"), Some("0")).unwrap();
-        assert!(!none.decide(&headers(Some(SAMPLED))));
+        assert!(!none.decide(parent(Some(SAMPLED)).as_ref()));
         let pb = CheckSampler::from_settings(Some("parentbased_traceidratio"), Some("0")).unwrap();
-        assert!(pb.decide(&headers(Some(SAMPLED))));
-        assert!(!pb.decide(&headers(None)));
+        assert!(pb.decide(parent(Some(SAMPLED)).as_ref()));
+        assert!(!pb.decide(parent(None).as_ref()));
     }
 
     /// A ratio traces about that share of checks without a parent.
     #[test]
     fn ratio_traces_about_its_share() {
         let s = CheckSampler::from_settings(Some("traceidratio"), Some("0.25")).unwrap();
-        let traced = (0..20_000).filter(|_| s.decide(&headers(None))).count();
+        let traced = (0..20_000)
+            .filter(|_| s.decide(parent(None).as_ref()))
+            .count();
         assert!((4_000..6_000).contains(&traced), "{traced} of 20000");
     }
 
@@ -214,34 +205,5 @@ mod tests {
             let e = CheckSampler::from_settings(Some("traceidratio"), arg).unwrap_err();
             assert!(e.contains("from 0 to 1"), "{arg:?}: {e}");
         }
-    }
-
-    /// Only well-formed traceparents count as a parent's decision.
-    #[test]
-    fn traceparent_flags() {
-        assert_eq!(parent_sampled(SAMPLED), Some(true));
-        assert_eq!(parent_sampled(UNSAMPLED), Some(false));
-        assert_eq!(
-            parent_sampled("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"),
-            Some(true)
-        );
-        for bad in [
-            "",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
-            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
-            "00-0af7651916cd43dd8448eb211c8031-b7ad6b7169203331-01",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
-            "00-+af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        ] {
-            assert_eq!(parent_sampled(bad), None, "{bad:?}");
-        }
-        // A later version may carry more fields.
-        assert_eq!(
-            parent_sampled("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-xyz"),
-            Some(true)
-        );
     }
 }
