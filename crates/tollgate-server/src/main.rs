@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(endpoint) = otlp_endpoint.filter(|_| telemetry.exporting()) {
+    if let Some(endpoint) = otlp_endpoint {
         tracing::info!(%endpoint, "sending traces over OTLP/gRPC");
     }
     let result = match cli.command {

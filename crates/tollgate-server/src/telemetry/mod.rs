@@ -65,11 +65,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are being exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Flushes and stops the exporter, waiting at most the SDK's export timeout.
     pub async fn shutdown(self) {
         let Some(provider) = self.provider else {
@@ -77,11 +72,12 @@ impl Telemetry {
         };
         // The SDK's shutdown blocks until the last batch is sent, and the gRPC exporter's
         // connection is driven by this runtime, which may have only this thread.
-        let stopped = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-        match stopped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("tollgate: the trace exporter did not stop cleanly: {e}"),
-            Err(e) => eprintln!("tollgate: the trace exporter did not stop cleanly: {e}"),
+        let stopped = match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stopped {
+            eprintln!("tollgate: the trace exporter did not stop cleanly: {e}");
         }
     }
 }
