@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Runs `openssl` with `args` in `dir`.
-pub fn openssl(dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
+fn openssl(dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
