@@ -234,23 +234,18 @@ pub struct ServeSettings {
     // Observability.
     /// OpenTelemetry collector to send traces to, over OTLP/gRPC, as http://HOST:PORT or
     /// https://HOST:PORT (4317 is the collector's usual port): a span per check, joined to the
-    /// caller's trace by its W3C traceparent header. Sampling follows OTEL_TRACES_SAMPLER, the
-    /// service name OTEL_SERVICE_NAME (default tollgate), and https:// trusts the public roots
-    /// or the CA file OTEL_EXPORTER_OTLP_CERTIFICATE names. Without it no spans are made.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL", value_parser = otlp_endpoint)]
+    /// caller's trace by its W3C traceparent header. Without the flag, the endpoint comes from
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT. Sampling follows
+    /// OTEL_TRACES_SAMPLER, the service name OTEL_SERVICE_NAME (default tollgate), and https://
+    /// trusts the public roots or the CA file OTEL_EXPORTER_OTLP_CERTIFICATE names. Without an
+    /// endpoint no spans are made.
+    #[arg(long, value_name = "URL", value_parser = otlp_endpoint)]
     pub otlp_endpoint: Option<String>,
 }
 
-/// An OTLP/gRPC endpoint: an http:// or https:// URL with a host.
+/// An OTLP/gRPC endpoint given on the command line.
 fn otlp_endpoint(raw: &str) -> Result<String, String> {
-    const FORM: &str = "expected http://HOST:PORT or https://HOST:PORT";
-    let uri: http::Uri = raw
-        .parse()
-        .map_err(|e| format!("not a URL ({e}); {FORM}"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
-        _ => Err(FORM.to_owned()),
-    }
+    crate::telemetry::check_endpoint(raw).map(|()| raw.to_owned())
 }
 
 /// Which rate-limit headers Envoy rate-limit answers carry.

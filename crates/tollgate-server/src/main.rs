@@ -47,8 +47,15 @@ fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
 
 async fn run(cli: Cli) -> ExitCode {
     let otlp_endpoint = match &cli.command {
-        Command::Serve(settings) => settings.otlp_endpoint.clone(),
-        _ => None,
+        Command::Serve(settings) => telemetry::otlp_endpoint(settings.otlp_endpoint.as_deref()),
+        _ => Ok(None),
+    };
+    let otlp_endpoint = match otlp_endpoint {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let telemetry = match telemetry::init(&cli.log_format, otlp_endpoint.as_deref()) {
         Ok(t) => t,

@@ -60,10 +60,12 @@ fn text(kv: &KeyValue) -> Option<String> {
     }
 }
 
-/// An OTLP trace collector on a free port, keeping every span it is sent.
+/// An OTLP trace collector on a free port, keeping every span it is sent and each export's
+/// `grpc-encoding` (gzip, as real collectors, is accepted).
 #[derive(Clone, Default)]
 struct Collector {
     spans: Arc<Mutex<Vec<Got>>>,
+    encodings: Arc<Mutex<Vec<String>>>,
 }
 
 #[tonic::async_trait]
@@ -72,6 +74,16 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let encoding = request
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("identity")
+            .to_owned();
+        self.encodings
+            .lock()
+            .expect("collector lock")
+            .push(encoding);
         let mut kept = self.spans.lock().expect("collector lock");
         for resource_spans in request.into_inner().resource_spans {
             let service = resource_spans
@@ -121,7 +133,8 @@ impl Collector {
             None => "http",
         };
         let collector = Collector::default();
-        let service = TraceServiceServer::new(collector.clone());
+        let service = TraceServiceServer::new(collector.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         tokio::spawn(
             server
                 .add_service(service)
@@ -502,7 +515,8 @@ async fn unsampled_checks_make_no_spans() {
 
 /// An https:// collector: spans arrive when OTEL_EXPORTER_OTLP_CERTIFICATE names the CA
 /// that signed the collector's certificate, and none do when it names another CA (the
-/// failed exports are logged).
+/// failed exports are logged). OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, when set, is the one
+/// that counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_collector_is_trusted_through_the_ca_file() {
     let pki = tempfile::tempdir().expect("temp dir");
@@ -512,21 +526,23 @@ async fn an_https_collector_is_trusted_through_the_ca_file() {
     let (collector, endpoint) = Collector::start_tls(identity).await;
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
     let dir = rls_dir();
-    // A tollgate trusting the CA in `ca_file`, after one check by caller `n`.
-    let checked_with = |ca_file: &str, n: u8| {
-        let ca = pki
-            .path()
-            .join(ca_file)
-            .to_str()
-            .expect("utf-8 path")
-            .to_owned();
-        let t = traced_tollgate(
-            &endpoint,
-            dir.path(),
-            "50",
-            &[],
-            &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &ca)],
-        );
+    // A tollgate whose variables name these CA files, after one check by caller `n`.
+    let checked_with = |cas: &[(&str, &str)], n: u8| {
+        let files: Vec<(String, String)> = cas
+            .iter()
+            .map(|(variable, file)| {
+                let path = pki.path().join(file);
+                (
+                    variable.to_string(),
+                    path.to_str().expect("utf-8 path").to_owned(),
+                )
+            })
+            .collect();
+        let env: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(v, f)| (v.as_str(), f.as_str()))
+            .collect();
+        let t = traced_tollgate(&endpoint, dir.path(), "50", &[], &env);
         let caller = Caller::new(n);
         async move {
             t.client()
@@ -538,10 +554,15 @@ async fn an_https_collector_is_trusted_through_the_ca_file() {
         }
     };
 
-    let (_trusting, caller) = checked_with("ca.pem", 30).await;
+    let general = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+    let (_trusting, caller) = checked_with(&[(general, "ca.pem")], 30).await;
+    assert_check_span(&collector, "CheckQuota", &caller).await;
+    let traces_only = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE";
+    let (_first, caller) =
+        checked_with(&[(traces_only, "ca.pem"), (general, "other-ca.pem")], 32).await;
     assert_check_span(&collector, "CheckQuota", &caller).await;
 
-    let (t, caller) = checked_with("other-ca.pem", 31).await;
+    let (t, caller) = checked_with(&[(general, "other-ca.pem")], 31).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !t.log().contains("BatchSpanProcessor.ExportError") {
         assert!(
@@ -560,6 +581,45 @@ async fn an_https_collector_is_trusted_through_the_ca_file() {
     );
 }
 
+/// Without `--otlp-endpoint`, the standard variables set the exporter, each traces-only
+/// variable (`OTEL_EXPORTER_OTLP_TRACES_*`) before its general form: spans reach the
+/// collector the traces endpoint names, not the general one, over gRPC although the general
+/// protocol says otherwise, and gzip-compressed as the traces compression asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_only_variables_come_first() {
+    let (collector, endpoint) = Collector::start().await;
+    let (elsewhere, general) = Collector::start().await;
+    let seed = seed_config();
+    let t = Tollgate::start_with_env(
+        &["--config", seed.to_str().expect("utf-8 path")],
+        &[
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &general),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ],
+    );
+    let caller = Caller::new(40);
+    t.client()
+        .await
+        .check_quota(caller.grpc(seed_request(TEST_KEY)))
+        .await
+        .expect("CheckQuota");
+    assert_check_span(&collector, "CheckQuota", &caller).await;
+    let encodings = collector.encodings.lock().expect("collector lock").clone();
+    assert!(
+        !encodings.is_empty() && encodings.iter().all(|e| e == "gzip"),
+        "exports not gzip-compressed: {encodings:?}"
+    );
+    assert!(
+        elsewhere.all().is_empty(),
+        "spans went to the general endpoint: {:#?}",
+        elsewhere.names()
+    );
+}
+
 /// Exporter settings tollgate cannot honour are refused at start with a clear reason: an
 /// endpoint that is no http(s) URL, a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL, an unknown
 /// sampler, a bad ratio, a CA file that cannot be read, a client key without its certificate.
@@ -573,7 +633,10 @@ fn unsupported_exporter_settings_are_refused_at_start() {
             .args(args)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-            .env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE");
+            .env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -593,7 +656,35 @@ fn unsupported_exporter_settings_are_refused_at_start() {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         ],
     );
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"http/protobuf\""),
+        "{e}"
+    );
     assert!(e.contains("OTLP/gRPC only"), "{e}");
+    let e = refused(
+        &[],
+        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317")],
+    );
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is \"collector:4317\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("expected http://HOST:PORT or https://HOST:PORT"),
+        "{e}"
+    );
+    let e = refused(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    );
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is \"http/json\""),
+        "{e}"
+    );
     let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
     let e = refused(&[], &[endpoint, ("OTEL_TRACES_SAMPLER", "xray")]);
     assert!(e.contains("OTEL_TRACES_SAMPLER is \"xray\""), "{e}");
@@ -623,10 +714,27 @@ fn unsupported_exporter_settings_are_refused_at_start() {
     );
     let e = refused(
         &[],
+        &[
+            https,
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                "/nonexistent/traces-ca.pem",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/hostname"),
+        ],
+    );
+    assert!(
+        e.contains(
+            "cannot read OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE (/nonexistent/traces-ca.pem)"
+        ),
+        "{e}"
+    );
+    let e = refused(
+        &[],
         &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname")],
     );
     assert!(
-        e.contains("only OTEL_EXPORTER_OTLP_CLIENT_KEY is set"),
+        e.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY is set, but neither OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE nor OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is"),
         "{e}"
     );
 }

@@ -6,9 +6,11 @@
 //! so a check pays nothing for tracing.
 
 mod caller;
+mod exporter_settings;
 mod sampling;
 
 pub use caller::{follow_caller, CallerTrace};
+pub use exporter_settings::check_endpoint;
 pub use sampling::{check_sampling, exporting, in_check_scope};
 
 use opentelemetry::trace::TracerProvider as _;
@@ -30,6 +32,9 @@ const SERVICE_NAME: &str = "tollgate";
 /// Why tracing could not be set up.
 #[derive(Debug, Error)]
 pub enum TelemetryError {
+    /// The endpoint a variable gave is not an http(s) URL.
+    #[error("{0}")]
+    Endpoint(String),
     /// The OTLP exporter refused its settings.
     #[error("cannot set up the OTLP trace exporter for {endpoint}: {source}")]
     Exporter {
@@ -52,11 +57,21 @@ pub enum TelemetryError {
         source: std::io::Error,
     },
     /// Only one of the client certificate and its key was given.
-    #[error("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY go together; only {0} is set")]
-    ClientIdentity(&'static str),
+    #[error("{given} is set, but neither {} nor {} is; a client certificate and its key go together", missing[0], missing[1])]
+    ClientIdentity {
+        /// The variable that was set.
+        given: &'static str,
+        /// Either would complete the pair.
+        missing: exporter_settings::Variables,
+    },
     /// A transport other than gRPC was asked for.
-    #[error("OTEL_EXPORTER_OTLP_PROTOCOL is {0:?}; tollgate sends traces over OTLP/gRPC only (unset it, or set it to grpc)")]
-    Protocol(String),
+    #[error("{variable} is {value:?}; tollgate sends traces over OTLP/gRPC only (unset it, or set it to grpc)")]
+    Protocol {
+        /// The variable that asked.
+        variable: &'static str,
+        /// What it asked for.
+        value: String,
+    },
 }
 
 /// What was set up; [`Telemetry::shutdown`] sends the spans still buffered.
@@ -80,6 +95,14 @@ impl Telemetry {
             eprintln!("tollgate: the trace exporter did not stop cleanly: {e}");
         }
     }
+}
+
+/// The OTLP endpoint to send traces to: the `--otlp-endpoint` flag when given, else the
+/// standard variables (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, then
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`); `None` when none is set.
+pub fn otlp_endpoint(flag: Option<&str>) -> Result<Option<String>, TelemetryError> {
+    exporter_settings::endpoint(flag, exporter_settings::process_variable)
+        .map_err(TelemetryError::Endpoint)
 }
 
 /// Installs the global subscriber: logs in `format` (`text` or `json`), and spans to
@@ -122,37 +145,38 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
 
 /// TLS to an https:// collector, from the standard variables: the CA bundle to trust
 /// (`OTEL_EXPORTER_OTLP_CERTIFICATE`; default, the public roots) and a client certificate
-/// and key for collectors that ask for one.
+/// and key for collectors that ask for one, each in its traces-only form first.
 fn tls_config() -> Result<ClientTlsConfig, TelemetryError> {
-    let read = |variable: &'static str| -> Result<Option<Vec<u8>>, TelemetryError> {
-        let Some(path) = std::env::var_os(variable).filter(|p| !p.is_empty()) else {
+    use exporter_settings::{CERTIFICATE, CLIENT_CERTIFICATE, CLIENT_KEY};
+    let read = |names| -> Result<Option<(&'static str, Vec<u8>)>, TelemetryError> {
+        let Some((variable, path)) = exporter_settings::from_process(names) else {
             return Ok(None);
         };
         std::fs::read(&path)
-            .map(Some)
+            .map(|pem| Some((variable, pem)))
             .map_err(|source| TelemetryError::TlsFile {
                 variable,
-                path: path.to_string_lossy().into_owned(),
+                path,
                 source,
             })
     };
-    let mut tls = match read("OTEL_EXPORTER_OTLP_CERTIFICATE")? {
-        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
+    let mut tls = match read(CERTIFICATE)? {
+        Some((_, ca)) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)),
         None => ClientTlsConfig::new().with_webpki_roots(),
     };
-    let cert = read("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")?;
-    let key = read("OTEL_EXPORTER_OTLP_CLIENT_KEY")?;
-    match (cert, key) {
-        (Some(cert), Some(key)) => tls = tls.identity(Identity::from_pem(cert, key)),
-        (Some(_), None) => {
-            return Err(TelemetryError::ClientIdentity(
-                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-            ))
+    match (read(CLIENT_CERTIFICATE)?, read(CLIENT_KEY)?) {
+        (Some((_, cert)), Some((_, key))) => tls = tls.identity(Identity::from_pem(cert, key)),
+        (Some((given, _)), None) => {
+            return Err(TelemetryError::ClientIdentity {
+                given,
+                missing: CLIENT_KEY,
+            })
         }
-        (None, Some(_)) => {
-            return Err(TelemetryError::ClientIdentity(
-                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-            ))
+        (None, Some((given, _))) => {
+            return Err(TelemetryError::ClientIdentity {
+                given,
+                missing: CLIENT_CERTIFICATE,
+            })
         }
         (None, None) => {}
     }
@@ -187,9 +211,9 @@ fn log_filter() -> EnvFilter {
 }
 
 fn tracer_provider(endpoint: &str) -> Result<SdkTracerProvider, TelemetryError> {
-    if let Ok(protocol) = std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
-        if !protocol.is_empty() && protocol != "grpc" {
-            return Err(TelemetryError::Protocol(protocol));
+    if let Some((variable, value)) = exporter_settings::from_process(exporter_settings::PROTOCOL) {
+        if value != "grpc" {
+            return Err(TelemetryError::Protocol { variable, value });
         }
     }
     let sampler = sampling::CheckSampler::from_settings(
