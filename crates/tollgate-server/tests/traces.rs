@@ -620,121 +620,94 @@ async fn traces_only_variables_come_first() {
     );
 }
 
+/// A start that must be refused: its flags, its variables, and what the refusal must say.
+type RefusalCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 /// Exporter settings tollgate cannot honour are refused at start with a clear reason: an
-/// endpoint that is no http(s) URL, a non-gRPC OTEL_EXPORTER_OTLP_PROTOCOL, an unknown
-/// sampler, a bad ratio, a CA file that cannot be read, a client key without its certificate.
+/// endpoint that is no http(s) URL (from the flag or a variable), a non-gRPC protocol, an
+/// unknown sampler, a bad ratio, a CA file that cannot be read, a client key without its
+/// certificate; where a traces-only variable is set, it is the one named.
 #[test]
 fn unsupported_exporter_settings_are_refused_at_start() {
-    let refused = |args: &[&str], env: &[(&str, &str)]| {
+    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
+    let https = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4317");
+    let form = "expected http://HOST:PORT or https://HOST:PORT";
+    let cases: &[RefusalCase] = &[
+        (&["--otlp-endpoint", "collector:4317"], &[], &[form]),
+        (
+            &[],
+            &[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+            &[
+                "OTEL_EXPORTER_OTLP_PROTOCOL is \"http/protobuf\"",
+                "OTLP/gRPC only",
+            ],
+        ),
+        (
+            &[],
+            &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317")],
+            &["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is \"collector:4317\"", form],
+        ),
+        (
+            &[],
+            &[
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+            &["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is \"http/json\""],
+        ),
+        (
+            &[],
+            &[endpoint, ("OTEL_TRACES_SAMPLER", "xray")],
+            &["OTEL_TRACES_SAMPLER is \"xray\""],
+        ),
+        (
+            &[],
+            &[
+                endpoint,
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "2"),
+            ],
+            &["OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1"],
+        ),
+        (
+            &[],
+            &[https, ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem")],
+            &["cannot read OTEL_EXPORTER_OTLP_CERTIFICATE (/nonexistent/ca.pem)"],
+        ),
+        (
+            &[],
+            &[
+                https,
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/nonexistent/traces-ca.pem"),
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/hostname"),
+            ],
+            &["cannot read OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE (/nonexistent/traces-ca.pem)"],
+        ),
+        (
+            &[],
+            &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname")],
+            &["OTEL_EXPORTER_OTLP_CLIENT_KEY is set, but neither OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE nor OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is"],
+        ),
+    ];
+    for (args, env, expected) in cases {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
         cmd.arg("serve")
             .args(["--grpc-addr", &format!("127.0.0.1:{}", free_port())])
             .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
-            .args(args)
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-            .env_remove("OTEL_EXPORTER_OTLP_CERTIFICATE")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE");
-        for (k, v) in env {
-            cmd.env(k, v);
+            .args(*args);
+        // Only the case's own OpenTelemetry settings.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OTEL_") {
+                cmd.env_remove(name);
+            }
         }
+        cmd.envs(env.iter().copied());
         let out = cmd.output().expect("run tollgate");
         assert!(!out.status.success(), "{args:?} {env:?} started");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    let e = refused(&["--otlp-endpoint", "collector:4317"], &[]);
-    assert!(
-        e.contains("expected http://HOST:PORT or https://HOST:PORT"),
-        "{e}"
-    );
-    let e = refused(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-        ],
-    );
-    assert!(
-        e.contains("OTEL_EXPORTER_OTLP_PROTOCOL is \"http/protobuf\""),
-        "{e}"
-    );
-    assert!(e.contains("OTLP/gRPC only"), "{e}");
-    let e = refused(
-        &[],
-        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector:4317")],
-    );
-    assert!(
-        e.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is \"collector:4317\""),
-        "{e}"
-    );
-    assert!(
-        e.contains("expected http://HOST:PORT or https://HOST:PORT"),
-        "{e}"
-    );
-    let e = refused(
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
-            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-        ],
-    );
-    assert!(
-        e.contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is \"http/json\""),
-        "{e}"
-    );
-    let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
-    let e = refused(&[], &[endpoint, ("OTEL_TRACES_SAMPLER", "xray")]);
-    assert!(e.contains("OTEL_TRACES_SAMPLER is \"xray\""), "{e}");
-    let e = refused(
-        &[],
-        &[
-            endpoint,
-            ("OTEL_TRACES_SAMPLER", "traceidratio"),
-            ("OTEL_TRACES_SAMPLER_ARG", "2"),
-        ],
-    );
-    assert!(
-        e.contains("OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1"),
-        "{e}"
-    );
-    let https = ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4317");
-    let e = refused(
-        &[],
-        &[
-            https,
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
-        ],
-    );
-    assert!(
-        e.contains("cannot read OTEL_EXPORTER_OTLP_CERTIFICATE (/nonexistent/ca.pem)"),
-        "{e}"
-    );
-    let e = refused(
-        &[],
-        &[
-            https,
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-                "/nonexistent/traces-ca.pem",
-            ),
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/hostname"),
-        ],
-    );
-    assert!(
-        e.contains(
-            "cannot read OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE (/nonexistent/traces-ca.pem)"
-        ),
-        "{e}"
-    );
-    let e = refused(
-        &[],
-        &[https, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/hostname")],
-    );
-    assert!(
-        e.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY is set, but neither OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE nor OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is"),
-        "{e}"
-    );
+        let e = String::from_utf8_lossy(&out.stderr);
+        for text in *expected {
+            assert!(e.contains(text), "{args:?} {env:?}: {e}");
+        }
+    }
 }
