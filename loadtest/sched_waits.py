@@ -8,7 +8,10 @@ it was switched out while still runnable (preempted) or asleep, and each wait fr
 longest, and the time spent in waits over 1 ms. For all its waits, and again for the long
 ones, it prints how much of the wait the other cores spent idle and what held the core the
 thread waited for: a wait beside an idle core is the scheduler's placement, not a lack of
-CPU.
+CPU. For its longest wait, if over 1 ms, it prints what each core ran meanwhile: a
+real-time thread left waiting while a core ran idle or ordinary threads for milliseconds
+was held back by the kernel (its real-time throttle, or code that cannot be preempted),
+not by the other processes' claim on the cores.
 
 Usage: perf script ... | sched_waits.py SECONDS NAME=TID [NAME=TID ...]
 """
@@ -66,6 +69,28 @@ def beside(waits, idle, ends, cpus):
     )
 
 
+def occupancy(runs, start, end):
+    """Seconds each thread name ran in [start, end), from one core's sorted (from, to, name)."""
+    held = Counter()
+    i = bisect.bisect_right([b for _, b, _ in runs], start)
+    while i < len(runs) and runs[i][0] < end:
+        a, b, name = runs[i]
+        held[name] += min(b, end) - max(a, start)
+        i += 1
+    return held
+
+
+def during(wait, runs, cpus):
+    """What each core ran during `wait`, the three longest-running names per core."""
+    seconds, start, _, _ = wait
+    parts = []
+    for c in sorted(cpus):
+        held = occupancy(runs[c], start, start + seconds)
+        top = ", ".join(f"{name} {t * 1e3:.1f} ms" for name, t in held.most_common(3))
+        parts.append(f"CPU {c} ran {top or 'nothing traced'}")
+    return "; ".join(parts)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write(__doc__)
@@ -81,12 +106,18 @@ def main(argv):
     idle = defaultdict(list)  # cpu -> [(from, to)]
     idle_since = {}
     cpus = set()
+    runs = defaultdict(list)  # cpu -> [(from, to, name of the thread that ran)]
+    ran_since = {}  # cpu -> when its current thread began (the trace's start for the first)
+    running = {}  # cpu -> the name of its current thread
+    first = last = None
     for line in sys.stdin:
         m = LINE.search(line)
         if not m:
             continue
         cpu, t, event, rest = int(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
         cpus.add(cpu)
+        first = t if first is None else first
+        last = t
         f = fields(rest)
         if event == "sched_waking":
             th = watched.get(f.get("pid"))
@@ -94,6 +125,9 @@ def main(argv):
                 th.runnable_since = t
         elif event == "sched_switch":
             prev, nxt = f.get("prev_pid"), f.get("next_pid")
+            runs[cpu].append((ran_since.get(cpu, first), t, f.get("prev_comm", "?")))
+            ran_since[cpu] = t
+            running[cpu] = f.get("next_comm", "?")
             if nxt == "0":
                 idle_since[cpu] = t
             if prev == "0" and cpu in idle_since:
@@ -110,6 +144,8 @@ def main(argv):
             if th and th.runnable_since is not None:
                 th.waits.append((t - th.runnable_since, th.runnable_since, cpu, f.get("prev_comm", "?")))
                 th.runnable_since = None
+    for cpu, since in ran_since.items():
+        runs[cpu].append((since, last, running[cpu]))
     ends = {c: [b for _, b in idle[c]] for c in cpus}
     for th in watched.values():
         waits = [w[0] for w in th.waits]
@@ -127,6 +163,11 @@ def main(argv):
         print(f"  {'':<15} in all its waits {beside(th.waits, idle, ends, cpus)}")
         if long_waits:
             print(f"  {'':<15} in the waits over 1 ms {beside(long_waits, idle, ends, cpus)}")
+            longest = max(th.waits)
+            print(
+                f"  {'':<15} during its longest wait ({longest[0] * 1e3:.2f} ms from "
+                f"{longest[1]:.6f} s) {during(longest, runs, cpus)}"
+            )
     return 0
 
 

@@ -10,7 +10,8 @@
 # `perf sched record -a`. sched_waits.py then prints, per process, how often it was
 # preempted or slept, its waits from runnable to running (mean, over 200 us, over 1 ms,
 # longest, and the time in waits over 1 ms), and, for all its waits and again for those
-# over 1 ms, what handed the core back and how much of them the other core spent idle.
+# over 1 ms, what handed the core back and how much of them the other core spent idle;
+# for its longest wait over 1 ms, what each core ran meanwhile.
 # With --ceiling it traces the ceiling instead (check.lua straight on Redis at the same
 # rate, no tollgate): the same host and load generator without tollgate's hop.
 #

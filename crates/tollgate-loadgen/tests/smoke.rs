@@ -335,7 +335,8 @@ fn binary_and_scripts() {
 }
 
 /// sched_waits.py reads a perf scheduler trace: one preemption that waits 3 ms behind Redis
-/// while the other core idles half of it, and one wake-up that waits 50 us.
+/// while the other core idles half of it, and one wake-up that waits 50 us; for the 3 ms
+/// wait it names what each core ran, the span before a core's first switch included.
 #[test]
 fn sched_waits_reads_a_trace() {
     let trace = "\
@@ -373,6 +374,8 @@ fn sched_waits_reads_a_trace() {
          the core was handed back by redis-server 1x, swapper/0 1x",
         "in the waits over 1 ms the other cores were idle 50 % of the time; \
          the core was handed back by redis-server 1x",
+        "during its longest wait (3.00 ms from 10.000000 s) CPU 0 ran redis-server 3.0 ms; \
+         CPU 1 ran other 1.5 ms, swapper/1 1.5 ms",
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
