@@ -46,27 +46,19 @@ fn runtime(threads: u16) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    // Only the server sends traces; its endpoint may also come from the OTEL_ variables.
     let otlp_endpoint = match &cli.command {
         Command::Serve(settings) => telemetry::otlp_endpoint(settings.otlp_endpoint.as_deref()),
         _ => Ok(None),
     };
-    let otlp_endpoint = match otlp_endpoint {
-        Ok(endpoint) => endpoint,
-        Err(e) => {
-            eprintln!("tollgate: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let telemetry = match telemetry::init(&cli.log_format, otlp_endpoint.as_deref()) {
+    let started = otlp_endpoint.and_then(|e| telemetry::init(&cli.log_format, e.as_deref()));
+    let telemetry = match started {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tollgate: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(endpoint) = otlp_endpoint {
-        tracing::info!(%endpoint, "sending traces over OTLP/gRPC");
-    }
     let result = match cli.command {
         Command::Serve(settings) => app::serve(settings, shutdown::signal()).await,
         Command::CheckConfig { config } => {

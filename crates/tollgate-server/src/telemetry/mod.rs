@@ -115,7 +115,7 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
     };
     // A second init (tests starting several servers in one process) is harmless, hence the
     // ignored results.
-    let Some(p) = provider.as_ref() else {
+    let (Some(p), Some(endpoint)) = (provider.as_ref(), otlp_endpoint) else {
         // Logs alone. The filter is the subscriber's own, not the layer's: a span that every
         // layer's filter turns away would still be built by the registry.
         let _ = logs_only(format).try_init();
@@ -140,6 +140,7 @@ pub fn init(format: &str, otlp_endpoint: Option<&str>) -> Result<Telemetry, Tele
         .with(logs_layer(format).with_filter(log_filter()))
         .with(traces)
         .try_init();
+    tracing::info!(%endpoint, "sending traces over OTLP/gRPC");
     Ok(Telemetry { provider })
 }
 
