@@ -39,13 +39,14 @@ impl CheckSampler {
     /// The sampler the two variables' values name (the default when unset).
     pub(super) fn from_settings(sampler: Option<&str>, arg: Option<&str>) -> Result<Self, String> {
         let name = sampler.map(str::trim).filter(|s| !s.is_empty());
-        let (follow_parent, base) = match name.unwrap_or("parentbased_always_on") {
-            "always_on" => (false, "always_on"),
-            "always_off" => (false, "always_off"),
-            "traceidratio" => (false, "traceidratio"),
-            "parentbased_always_on" => (true, "always_on"),
-            "parentbased_always_off" => (true, "always_off"),
-            "parentbased_traceidratio" => (true, "traceidratio"),
+        // Whether the caller's decision counts, and the ratio when the name fixes it.
+        let (follow_parent, fixed) = match name.unwrap_or("parentbased_always_on") {
+            "always_on" => (false, Some(1.0)),
+            "always_off" => (false, Some(0.0)),
+            "traceidratio" => (false, None),
+            "parentbased_always_on" => (true, Some(1.0)),
+            "parentbased_always_off" => (true, Some(0.0)),
+            "parentbased_traceidratio" => (true, None),
             other => {
                 return Err(format!(
                     "OTEL_TRACES_SAMPLER is {other:?}; tollgate knows always_on, always_off, \
@@ -54,10 +55,9 @@ impl CheckSampler {
                 ))
             }
         };
-        let ratio = match base {
-            "always_on" => 1.0,
-            "always_off" => 0.0,
-            _ => {
+        let ratio = match fixed {
+            Some(ratio) => ratio,
+            None => {
                 let raw = arg.map(str::trim).unwrap_or_default();
                 match raw.parse::<f64>() {
                     Ok(r) if (0.0..=1.0).contains(&r) => r,
